@@ -1,0 +1,5 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+"""pyro_expfam: exponential-family algebra and overlapping mixtures for Pyro."""
+
+__version__ = "0.1.0"

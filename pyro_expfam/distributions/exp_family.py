@@ -1,0 +1,400 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+r"""
+The :class:`ExponentialFamily` base class: natural-parameter algebra on top of
+:class:`torch.distributions.ExponentialFamily`.
+
+A member of an exponential family has density
+
+.. math::
+
+    p(x \mid \eta) = \exp\big(\langle \eta, t(x)\rangle - A(\eta) + k(x)\big)
+
+with natural parameters :math:`\eta`, sufficient statistics :math:`t(x)`, log
+normaliser :math:`A` and log carrier measure :math:`k(x)`.  torch already
+defines ``_natural_params``, ``_log_normalizer`` and ``_mean_carrier_measure``;
+this class adds the inverse map ``_from_natural_params``, ``t(x)`` and ``k(x)``
+as methods, mean parameters and their inverse, and *normalised products* of
+densities.
+
+**The product rule.**  For factors of one family,
+:math:`\prod_i p(x\mid\eta_i)^{w_i} \propto \exp(\langle\sum_i w_i\eta_i, t(x)\rangle + W k(x))`
+with :math:`W = \sum_i w_i`.  This is a member of the same family only when the
+surplus carrier measure :math:`(W-1)k(x)` can be absorbed into the natural
+parameter, i.e. when :math:`k(x) = \langle c, t(x)\rangle + k_0` for a fixed
+vector :math:`c` (``k`` constant is the special case :math:`c = 0`).  Then the
+product has natural parameter :math:`\sum_i w_i\eta_i + (W-1)c` and
+
+.. math::
+
+    \sum_i w_i \log p_i(x) = \log p_\text{prod}(x) + \log Z,\qquad
+    \log Z = A(\eta_\text{prod}) - \sum_i w_i A(\eta_i) + (W-1)k_0 .
+
+Families whose carrier measure is not in the span of ``t`` (Poisson, Binomial,
+Multinomial) refuse the product with a :class:`NotImplementedError` naming the
+reason, rather than returning a wrong distribution.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+from torch.distributions import constraints
+
+__all__ = ["ExponentialFamily", "product", "weighted_product"]
+
+_EF = TypeVar("_EF", bound="ExponentialFamily")
+
+
+class ExponentialFamily(torch.distributions.ExponentialFamily):
+    r"""
+    Base class for exponential-family distributions with natural-parameter
+    algebra.
+
+    Subclasses are concrete families that also inherit from the matching Pyro
+    distribution, e.g. ``class Normal(ExponentialFamily, pyro.distributions.Normal)``,
+    so that they work in ``pyro.sample``, ``.expand``, ``.to_event`` and
+    ``.mask`` exactly like the Pyro class they replace.
+
+    A family implements:
+
+    - ``_natural_params`` and ``_log_normalizer`` (torch's own, where torch
+      defines them; the conventions are kept so that torch's Bregman-divergence
+      entropy stays valid);
+    - :meth:`_from_natural_params`, the inverse of ``_natural_params``;
+    - :meth:`sufficient_statistics` and :meth:`log_carrier_measure`;
+    - ``_natural_param_event_dims``: the event rank of each natural parameter
+      beyond the batch shape (``(0, 0)`` for Normal, ``(1, 2)`` for
+      MultivariateNormal, ``(2, 0)`` for Wishart);
+    - ``_natural_param_constraints``: the natural parameter space, one
+      constraint per natural parameter (used to refuse products that leave it);
+    - the carrier decomposition for products: ``_carrier_shift`` (the vector
+      ``c`` above, or ``None`` when ``k`` is constant) and ``_carrier_constant``
+      (``k_0``), or ``_product_refusal``, a sentence saying why the product
+      leaves the family;
+    - optionally closed-form :meth:`mean_parameters` and
+      :meth:`from_mean_parameters`.
+    """
+
+    #: Event rank of each natural parameter (beyond the batch shape).
+    _natural_param_event_dims: tuple[int, ...] = ()
+    #: Natural parameter space, one constraint per natural parameter.
+    _natural_param_constraints: tuple[constraints.Constraint, ...] = ()
+    #: ``None`` if the normalised product stays in the family; otherwise the reason it does not.
+    _product_refusal: str | None = None
+    #: Constant part ``k_0`` of the log carrier measure ``k(x) = <c, t(x)> + k_0``.
+    _carrier_constant: float = 0.0
+
+    # ------------------------------------------------------------------ #
+    # Interface implemented by every family
+    # ------------------------------------------------------------------ #
+    @classmethod
+    def _from_natural_params(cls: type[_EF], *natural_params: Tensor, **fixed) -> _EF:
+        """
+        Inverse of ``_natural_params``: build a distribution of this family
+        from natural parameters.
+
+        :param Tensor natural_params: natural parameters, in the order of
+            ``_natural_params``, each of shape ``batch_shape + event``.
+        :param fixed: parameters that are not natural parameters but define the
+            family (e.g. ``total_count`` of a Binomial); see :meth:`_fixed_params`.
+        :rtype: ExponentialFamily
+        """
+        raise NotImplementedError(f"{cls.__name__} does not implement _from_natural_params")
+
+    def _fixed_params(self) -> dict:
+        """
+        Constructor arguments that are held fixed by the family and must be
+        passed to :meth:`_from_natural_params` (e.g. ``{"total_count": n}``).
+        """
+        return {}
+
+    def sufficient_statistics(self, value: Tensor) -> tuple[Tensor, ...]:
+        """
+        Sufficient statistics :math:`t(x)`, one tensor per natural parameter,
+        each of shape ``sample_shape + batch_shape + event`` where ``event`` is
+        that natural parameter's event shape.
+
+        :param Tensor value: a value in the support, of shape
+            ``sample_shape + batch_shape + event_shape`` (batch dimensions may
+            broadcast).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement sufficient_statistics")
+
+    def log_carrier_measure(self, value: Tensor) -> Tensor:
+        """
+        Log carrier (base) measure :math:`k(x)`, of shape
+        ``sample_shape + batch_shape`` (broadcast).
+
+        :param Tensor value: a value in the support.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement log_carrier_measure")
+
+    @property
+    def _carrier_shift(self) -> tuple[Tensor | float, ...] | None:
+        """
+        The vector ``c`` with ``k(x) = <c, t(x)> + k_0``, one entry per natural
+        parameter (a number or a tensor broadcastable to that parameter's
+        event shape), or ``None`` when the carrier measure is constant.
+        """
+        return None
+
+    # ------------------------------------------------------------------ #
+    # Generic algebra
+    # ------------------------------------------------------------------ #
+    def _expanded_natural_params(self) -> tuple[Tensor, ...]:
+        """Natural parameters expanded to ``batch_shape + event`` each."""
+        params = self._natural_params
+        out = []
+        for p, r in zip(params, self._natural_param_event_dims, strict=True):
+            p = torch.as_tensor(p)
+            event = p.shape[p.dim() - r :] if r else torch.Size()
+            out.append(p.expand(self.batch_shape + event))
+        return tuple(out)
+
+    def log_prob_natural(self, value: Tensor) -> Tensor:
+        r"""
+        :math:`\langle\eta, t(x)\rangle - A(\eta) + k(x)`, which equals
+        :meth:`log_prob` for every family (this is tested); useful to check a
+        family and as a reference formula.
+
+        :param Tensor value: a value in the support.
+        """
+        eta = self._natural_params
+        stats = self.sufficient_statistics(value)
+        result = self.log_carrier_measure(value) - self._log_normalizer(*eta)
+        for e, t, r in zip(eta, stats, self._natural_param_event_dims, strict=True):
+            term = e * t
+            if r:
+                term = term.sum(tuple(range(-r, 0)))
+            result = result + term
+        return result
+
+    def mean_parameters(self) -> tuple[Tensor, ...]:
+        r"""
+        Mean parameters :math:`E[t(x)] = \nabla A(\eta)`, one tensor per
+        natural parameter, of shape ``batch_shape + event``.
+
+        The default differentiates :meth:`_log_normalizer` with autograd;
+        families override it with closed forms.  Gradients flow back to the
+        distribution's parameters.
+        """
+        params = self._expanded_natural_params()
+        # keep a graph only when the caller can differentiate through the result
+        create_graph = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        with torch.enable_grad():
+            eta = [p if p.requires_grad else p.detach().requires_grad_() for p in params]
+            log_norm = self._log_normalizer(*eta)
+            grads = torch.autograd.grad(log_norm.sum(), eta, create_graph=create_graph)
+        return tuple(grads)
+
+    @classmethod
+    def from_mean_parameters(cls: type[_EF], *mean_params: Tensor, **fixed) -> _EF:
+        r"""
+        Inverse of :meth:`mean_parameters`: the member of the family whose
+        expected sufficient statistics are ``mean_params`` (the maximum
+        likelihood estimate given average sufficient statistics; EM's M-step
+        and moment matching).
+
+        :param Tensor mean_params: expected sufficient statistics, in the order
+            of :meth:`sufficient_statistics`.
+        :param fixed: fixed parameters of the family, see :meth:`_fixed_params`.
+        :rtype: ExponentialFamily
+        """
+        raise NotImplementedError(f"{cls.__name__} does not implement from_mean_parameters")
+
+    @classmethod
+    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters") -> None:
+        """Raise :class:`ValueError` if ``natural_params`` leave the natural parameter space."""
+        for i, (p, c) in enumerate(zip(natural_params, cls._natural_param_constraints, strict=True)):
+            ok = c.check(p)
+            if not bool(torch.all(ok)):
+                raise ValueError(
+                    f"{cls.__name__}: {what} leave the natural parameter space "
+                    f"(natural parameter {i} must satisfy {c}); the normalised "
+                    f"product does not exist"
+                )
+
+    def _product_dim(self, dim: int) -> int:
+        """Normalise a batch ``dim`` (negative or non-negative) to a negative batch index."""
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        batch_rank = len(self.batch_shape)
+        if not -batch_rank <= dim < batch_rank:
+            raise ValueError(
+                f"dim={dim} is out of range for batch_shape {tuple(self.batch_shape)}: "
+                "products reduce batch dimensions only (event dimensions never reduce)"
+            )
+        return dim - batch_rank if dim >= 0 else dim
+
+    def _product_with_log_normalizer(
+        self,
+        dim: int = -1,
+        keepdim: bool = True,
+        weights: Tensor | None = None,
+    ) -> tuple[ExponentialFamily, Tensor]:
+        if self._product_refusal is not None:
+            raise NotImplementedError(
+                f"The normalised product of {type(self).__name__} densities is not a "
+                f"{type(self).__name__}: {self._product_refusal}"
+            )
+        bdim = self._product_dim(dim)
+        eta = self._expanded_natural_params()
+        dtype = eta[0].dtype
+        if weights is None:
+            w = torch.ones(self.batch_shape, dtype=dtype, device=eta[0].device)
+        else:
+            w = torch.as_tensor(weights, dtype=dtype, device=eta[0].device)
+            if not bool(torch.isfinite(w).all()):
+                raise ValueError("weights must be finite")
+            try:
+                w = w.expand(self.batch_shape)
+            except RuntimeError as e:
+                raise ValueError(
+                    f"weights of shape {tuple(w.shape)} do not broadcast to "
+                    f"batch_shape {tuple(self.batch_shape)}"
+                ) from e
+        total = w.sum(bdim, keepdim=keepdim)  # W
+        shift = self._carrier_shift
+        new_eta = []
+        for i, (p, r) in enumerate(zip(eta, self._natural_param_event_dims, strict=True)):
+            wi = w.reshape(w.shape + (1,) * r)
+            q = (wi * p).sum(bdim - r, keepdim=keepdim)
+            if shift is not None:
+                c = torch.as_tensor(shift[i], dtype=dtype, device=p.device)
+                q = q + (total - 1).reshape(total.shape + (1,) * r) * c
+            new_eta.append(q)
+        type(self)._check_natural_params(*new_eta, what="natural parameters of the product")
+        result = type(self)._from_natural_params(*new_eta, **self._fixed_params())
+        log_norm = self._log_normalizer(*new_eta) - (w * self._log_normalizer(*eta)).sum(bdim, keepdim=keepdim)
+        if self._carrier_constant:
+            log_norm = log_norm + (total - 1) * self._carrier_constant
+        return result, log_norm
+
+    def product_along_axis(
+        self: _EF, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
+    ) -> _EF:
+        r"""
+        Normalised product of the densities along batch dimension ``dim``.
+
+        For factors :math:`p_i` (the slices of this batch along ``dim``) returns
+        the distribution proportional to :math:`\prod_i p_i(x)^{w_i}`.
+
+        :param int dim: batch dimension to reduce, negative or non-negative,
+            counted in ``batch_shape`` (event dimensions never reduce).
+        :param bool keepdim: keep the reduced dimension with size 1.
+        :param Tensor weights: optional exponents :math:`w_i`, broadcastable to
+            ``batch_shape`` (0/1 weights select factors, as in overlapping
+            mixtures).  Default all ones.
+        :raises NotImplementedError: if the family is not closed under products
+            (the message says why).
+        :raises ValueError: if the product leaves the natural parameter space.
+
+        Example::
+
+            >>> d = Normal(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0]))
+            >>> p = d.product_along_axis(-1)   # Normal(1.0, 0.7071), batch_shape (1,)
+        """
+        return self._product_with_log_normalizer(dim, keepdim, weights)[0]
+
+    def conjugate_update(self, other: ExponentialFamily) -> tuple[ExponentialFamily, Tensor]:
+        """
+        Pyro's ``conjugate_update`` contract for two distributions of one family::
+
+            fg, log_normalizer = f.conjugate_update(g)
+            f.log_prob(x) + g.log_prob(x) == fg.log_prob(x) + log_normalizer
+
+        :param ExponentialFamily other: a distribution of the same family with
+            a broadcastable batch shape.
+        """
+        if isinstance(other, torch.distributions.Independent):
+            raise TypeError("conjugate_update expects a distribution of the same family, not Independent")
+        stacked = _stack([self, other])
+        return stacked._product_with_log_normalizer(0, keepdim=False)
+
+
+def _stack(dists: Sequence[ExponentialFamily]) -> ExponentialFamily:
+    """Stack distributions of one family along a new leading batch dimension."""
+    if len(dists) == 0:
+        raise ValueError("product needs at least one distribution")
+    cls = type(dists[0])
+    if not isinstance(dists[0], ExponentialFamily):
+        raise TypeError(f"expected pyro_expfam ExponentialFamily distributions, got {cls.__name__}")
+    for d in dists[1:]:
+        if type(d) is not cls:
+            raise TypeError(
+                f"product of distributions of different families: {cls.__name__} and {type(d).__name__}"
+            )
+        if d.event_shape != dists[0].event_shape:
+            raise ValueError(
+                f"product of {cls.__name__} distributions with different event shapes: "
+                f"{tuple(dists[0].event_shape)} and {tuple(d.event_shape)}"
+            )
+    fixed = dists[0]._fixed_params()
+    for d in dists[1:]:
+        for key, val in d._fixed_params().items():
+            if not bool(torch.all(torch.as_tensor(val) == torch.as_tensor(fixed[key]))):
+                raise ValueError(f"product of {cls.__name__} distributions with different {key}")
+    try:
+        batch_shape = torch.broadcast_shapes(*(d.batch_shape for d in dists))
+    except RuntimeError as e:
+        raise ValueError(
+            "product of distributions whose batch shapes do not broadcast: "
+            + ", ".join(str(tuple(d.batch_shape)) for d in dists)
+        ) from e
+    params = list(zip(*(d.expand(batch_shape)._expanded_natural_params() for d in dists), strict=True))
+    for ps in params:
+        if len({p.shape for p in ps}) > 1:
+            raise ValueError(
+                f"product of {cls.__name__} distributions with different event shapes of their "
+                "natural parameters: " + ", ".join(str(tuple(p.shape[len(batch_shape) :])) for p in ps)
+            )
+    stacked = [torch.stack(ps, 0) for ps in params]
+    return cls._from_natural_params(*stacked, **fixed)
+
+
+def product(*dists: ExponentialFamily) -> ExponentialFamily:
+    r"""
+    Normalised product :math:`\propto\prod_i p_i(x)` of distributions of one
+    family, broadcasting their batch shapes.
+
+    :param ExponentialFamily dists: distributions of one family.
+    :raises TypeError: if the families differ.
+    :raises ValueError: if batch or event shapes are incompatible or the product
+        leaves the natural parameter space.
+    :raises NotImplementedError: if the family is not closed under products.
+
+    Example::
+
+        >>> from pyro_expfam.distributions import Beta, product
+        >>> product(Beta(2.0, 3.0), Beta(4.0, 1.5))  # Beta(5.0, 3.5)
+    """
+    return _stack(dists).product_along_axis(0, keepdim=False)
+
+
+def weighted_product(dists: Sequence[ExponentialFamily], weights: Tensor | Sequence[float]) -> ExponentialFamily:
+    r"""
+    Normalised weighted product :math:`\propto\prod_i p_i(x)^{w_i}`.
+
+    :param dists: distributions of one family (batch shapes broadcast).
+    :param weights: one exponent per distribution: a sequence of numbers, or a
+        tensor of shape ``(len(dists),) + batch_shape`` (broadcastable), e.g.
+        0/1 membership indicators.
+    """
+    stacked = _stack(list(dists))
+    ref = stacked._expanded_natural_params()[0]
+    w = torch.as_tensor(weights, dtype=ref.dtype, device=ref.device)
+    if w.dim() == 0 or w.shape[0] != len(dists):
+        raise ValueError(f"weights must have a leading dimension of size {len(dists)}, got shape {tuple(w.shape)}")
+    if w.dim() > len(stacked.batch_shape):
+        raise ValueError(
+            f"weights of shape {tuple(w.shape)} have more dimensions than (len(dists),) + batch_shape "
+            f"= {tuple(stacked.batch_shape)}"
+        )
+    # right-align the trailing weight dimensions with the distributions' batch shape
+    w = w.reshape(w.shape[:1] + (1,) * (len(stacked.batch_shape) - w.dim()) + w.shape[1:])
+    return stacked.product_along_axis(0, keepdim=False, weights=w)

@@ -1,0 +1,90 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+from __future__ import annotations
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+
+from .categorical import _check_simplex, _logsumexp_normalizer, normalizable_logits
+from .exp_family import ExponentialFamily
+
+__all__ = ["OneHotCategorical"]
+
+
+class OneHotCategorical(ExponentialFamily, dist.OneHotCategorical):
+    r"""
+    ``OneHotCategorical(probs=None, logits=None)`` over the one-hot vectors of
+    length ``K``, a drop-in replacement for
+    :class:`pyro.distributions.OneHotCategorical` with natural-parameter
+    algebra.
+
+    Natural parameter: the (normalised) logit vector :math:`\eta = \log p`,
+    event shape ``(K,)``, taken from ``logits`` (never through ``probs``);
+    sufficient statistic: the value itself, :math:`t(x) = x \in \{0,1\}^K`;
+    log normaliser :math:`A(\eta) = \operatorname{logsumexp}_k \eta_k`;
+    carrier measure :math:`k(x) = 0`.  Mean parameters are ``probs``.
+
+    The carrier measure is constant, so products are exact: logits add.  A
+    product of factors with disjoint supports raises :class:`ValueError`.
+
+    :param probs: event probabilities, shape ``batch_shape + (K,)``.
+    :param logits: event log-probabilities (unnormalised), shape
+        ``batch_shape + (K,)``.
+
+    Example::
+
+        >>> d = OneHotCategorical(probs=torch.tensor([[0.2, 0.8], [0.5, 0.5]]))
+        >>> d.product_along_axis(0).probs      # tensor([[0.2, 0.8]])
+    """
+
+    _natural_param_event_dims = (1,)
+    _natural_param_constraints = (normalizable_logits,)
+
+    @property
+    def _natural_params(self) -> tuple[Tensor]:
+        return (self.logits,)
+
+    def _log_normalizer(self, logits: Tensor) -> Tensor:
+        return _logsumexp_normalizer(logits)
+
+    @property
+    def _mean_carrier_measure(self) -> float:
+        return 0.0
+
+    def entropy(self) -> Tensor:
+        return dist.OneHotCategorical.entropy(self)
+
+    @classmethod
+    def _from_natural_params(cls, logits: Tensor, **fixed) -> OneHotCategorical:
+        return cls(logits=logits, **fixed)
+
+    def sufficient_statistics(self, value: Tensor) -> tuple[Tensor]:
+        value = torch.as_tensor(value, device=self.logits.device)
+        if value.dim() == 0 or value.size(-1) != self.event_shape[0]:
+            raise ValueError(
+                f"value must be one-hot vectors of length {self.event_shape[0]}, got shape {tuple(value.shape)}"
+            )
+        shape = torch.broadcast_shapes(value.shape, self.batch_shape + self.event_shape)
+        return (value.to(self.logits.dtype).expand(shape),)
+
+    def log_carrier_measure(self, value: Tensor) -> Tensor:
+        value = torch.as_tensor(value, device=self.logits.device)
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        return self.logits.new_zeros(shape)
+
+    def mean_parameters(self) -> tuple[Tensor]:
+        return (self.probs,)
+
+    @classmethod
+    def from_mean_parameters(cls, probs: Tensor, **fixed) -> OneHotCategorical:
+        """
+        The OneHotCategorical whose expected one-hot vector is ``probs``.
+
+        :param Tensor probs: a point of the probability simplex, shape
+            ``batch_shape + (K,)``.
+        :raises ValueError: if ``probs`` is not on the simplex.
+        """
+        probs = torch.as_tensor(probs)
+        _check_simplex("probs", probs)
+        return cls(probs=probs / probs.sum(-1, keepdim=True), **fixed)
