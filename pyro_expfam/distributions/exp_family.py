@@ -60,6 +60,14 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
     so that they work in ``pyro.sample``, ``.expand``, ``.to_event`` and
     ``.mask`` exactly like the Pyro class they replace.
 
+    ``ExponentialFamily`` comes *first* in the bases so that its generic
+    methods (notably :meth:`conjugate_update`, which returns our class and
+    raises clear errors) take precedence over Pyro's per-family ones.  The
+    price: for a torch class that is not itself a torch exponential family
+    (Categorical, Binomial, MultivariateNormal, ...), torch's generic
+    Bregman-divergence ``entropy`` would come before the family's closed form,
+    so such families define ``entropy`` explicitly (tested for every family).
+
     A family implements:
 
     - ``_natural_params`` and ``_log_normalizer`` (torch's own, where torch
