@@ -1,0 +1,477 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+r"""
+Finite mixtures of any exponential family fitted by expectation-maximisation.
+
+For components :math:`p(x\mid\eta_k) = \exp(\langle\eta_k, t(x)\rangle - A(\eta_k) + k(x))`
+with weights :math:`w_k`:
+
+- **E-step.** The component log-densities of all points are one matrix
+  product, ``T @ eta.T - A(eta) + k(x)`` with ``T`` the ``(N, dim t)``
+  sufficient statistics (computed once per fit) and ``eta`` the ``(K, dim t)``
+  natural parameters; responsibilities follow by ``logsumexp``.
+- **M-step.** The weighted averages of the sufficient statistics,
+  :math:`\bar t_k = \sum_n r_{nk} t(x_n) / \sum_n r_{nk}`, are the mean
+  parameters of the maximum-likelihood component; the family's inverse
+  mean map :meth:`~pyro_expfam.distributions.ExponentialFamily.from_mean_parameters`
+  turns them into the new component (closed form for most families, Newton
+  for Gamma/Beta/Dirichlet, ...).
+
+So one class fits mixtures of Poisson, Bernoulli, Categorical, VonMises,
+Gamma, Exponential, Normal, MultivariateNormal, ... components.  Data with
+extra dimensions between the sample dimension and the family's event shape
+are modelled as a product of independent members per component (Pyro's
+``.to_event``), e.g. ``D`` binary features with Bernoulli components.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pyro.distributions as pyro_dist
+import torch
+from torch import Tensor
+from torch.distributions import transform_to
+
+from .. import distributions as expfam
+from ..distributions.exp_family import ExponentialFamily
+from ..util import as_data_tensor
+from .base import BaseMixture
+from .init import initial_responsibilities
+
+__all__ = ["ExpFamMixture"]
+
+#: Shrinkage towards the pooled statistics of the components built from hard initial labels.
+_INIT_SHRINK = 0.1
+
+
+def _resolve_family(family) -> tuple[type[ExponentialFamily], ExponentialFamily | None]:
+    """``(class, prototype instance or None)`` from a class, a class name or an instance."""
+    if isinstance(family, str):
+        cls = getattr(expfam, family, None)
+        if not (isinstance(cls, type) and issubclass(cls, ExponentialFamily)):
+            raise ValueError(f"family {family!r} is not a family of pyro_expfam.distributions")
+        return cls, None
+    if isinstance(family, ExponentialFamily):
+        return type(family), family
+    if isinstance(family, type) and issubclass(family, ExponentialFamily):
+        return family, None
+    raise TypeError(
+        "family must be a pyro_expfam.distributions family (class, class name or prototype instance), "
+        f"got {family!r}"
+    )
+
+
+def _prototype_from_class(cls: type[ExponentialFamily], dtype: torch.dtype, device: torch.device):
+    """A member of ``cls`` with arbitrary valid scalar parameters (used for shapes and ``t(x)`` only)."""
+    names = inspect.signature(cls.__init__).parameters
+    arg_constraints = cls.arg_constraints if isinstance(cls.arg_constraints, dict) else {}
+    chosen = [n for n in arg_constraints if n in names]
+    if "logits" in chosen and "probs" in chosen:
+        chosen.remove("probs")
+    try:
+        kwargs = {}
+        for name in chosen:
+            c = arg_constraints[name]
+            if c.event_dim != 0:
+                raise TypeError(f"parameter {name!r} is not a scalar")
+            kwargs[name] = transform_to(c)(torch.zeros((), dtype=dtype, device=device))
+        return cls(**kwargs)
+    except (TypeError, ValueError, NotImplementedError) as e:
+        raise TypeError(
+            f"cannot build a {cls.__name__} from scalar parameters ({e}); pass a prototype instance as "
+            f"family instead, e.g. Categorical(logits=torch.zeros(C)) or "
+            f"MultivariateNormal(torch.zeros(D), torch.eye(D)); only its shapes and fixed parameters are used"
+        ) from e
+
+
+class ExpFamMixture(BaseMixture):
+    r"""
+    Finite mixture of components from one exponential family, fitted by EM.
+
+    The data ``X`` has shape ``(N,) + extra_shape + event_shape`` where
+    ``event_shape`` is the family's; each component is a product of
+    independent family members over ``extra_shape`` (for instance ``(N, D)``
+    binary data with ``family=Bernoulli`` gives components with ``D``
+    independent Bernoulli features, ``Bernoulli(...).to_event(1)``).
+
+    ``reg`` keeps every component inside the family's mean-parameter space:
+    the M-step averages are shrunk towards the pooled averages of the whole
+    data set by ``c_k = reg * (n_k + 1)`` pseudo-observations,
+    :math:`\bar t_k = (\sum_n r_{nk} t(x_n) + c_k \bar t) / (n_k + c_k)`
+    (a conjugate prior centred at the data; ``reg = 0`` is plain maximum
+    likelihood).  This gives an empty component the pooled parameters and
+    keeps, e.g., a binary feature that is always 1 in one cluster at a finite
+    logit.  The E-step clamps infinite natural parameters (boundary members
+    such as a Poisson of rate 0) to ``±sqrt(finfo.max)`` so that the matrix
+    product stays exact where the density is 0 or 1.
+
+    Fitted attributes: ``weights_`` ``(K,)``, ``natural_params_`` (one tensor
+    per natural parameter, shape ``(K,) + extra_shape + event``),
+    ``components_`` (the family with ``batch_shape == (K,) + extra_shape``),
+    ``converged_``, ``n_iter_``, ``lower_bound_`` (mean log-likelihood per
+    sample), ``lower_bounds_``, ``n_features_in_`` (the flattened size of a
+    sample).
+
+    :param family: a family of :mod:`pyro_expfam.distributions` given as a
+        class (families with scalar parameters: ``Poisson``, ``Bernoulli``,
+        ``Gamma``, ``Exponential``, ``VonMises``, ``Normal``, ...), its name, or
+        a *prototype instance* fixing parameter shapes and fixed parameters
+        (``Categorical(logits=torch.zeros(C))``,
+        ``MultivariateNormal(torch.zeros(D), torch.eye(D))``,
+        ``Binomial(total_count=n, probs=0.5)``); its parameter values are unused.
+    :param int n_components: number of components ``K``.
+    :param float reg: shrinkage towards the pooled statistics (see above).
+    :param float tol: convergence threshold on the change of the mean
+        log-likelihood per sample.
+    :param int max_iter: maximum EM iterations per initialisation.
+    :param int n_init: number of initialisations (the best log-likelihood is kept).
+    :param str init_params: ``"k-means++"`` (nearest k-means++ seed),
+        ``"kmeans"`` (Lloyd's k-means) -- both on the standardised sufficient
+        statistics ``t(x)`` (one-hot codes for Categorical, ``(cos, sin)`` for
+        VonMises, ...), the initial components shrunk by 10% towards the pooled
+        statistics so that no hard label saturates them -- or ``"random"``
+        (random soft responsibilities).
+    :param random_state: ``None``, an ``int`` seed or a CPU ``torch.Generator``.
+    :param bool warm_start: continue from the fitted state on the next :meth:`fit`.
+    :param verbose: show a progress bar.
+    :param device: device to fit on (default: the data's).
+    :param dtype: floating dtype to fit in (default: the data's floating dtype,
+        else ``torch.get_default_dtype()``).
+
+    Example::
+
+        >>> X = torch.cat([torch.poisson(torch.full((500, 3), 2.0)), torch.poisson(torch.full((500, 3), 20.0))])
+        >>> m = ExpFamMixture(Poisson, n_components=2, random_state=0).fit(X)
+        >>> m.components_.rate          # ~[[2, 2, 2], [20, 20, 20]] up to order
+    """
+
+    def __init__(
+        self,
+        family,
+        n_components: int = 1,
+        *,
+        reg: float = 1e-6,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "k-means++",
+        random_state: int | torch.Generator | None = None,
+        warm_start: bool = False,
+        verbose: bool | int = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            n_components,
+            tol=tol,
+            max_iter=max_iter,
+            n_init=n_init,
+            init_params=init_params,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+            device=device,
+            dtype=dtype,
+        )
+        self.family = family
+        self.reg = reg
+
+    # ------------------------------------------------------------------ #
+    # Data handling: X is kept flattened to (N, F) so that the base class sees 2-D data
+    # ------------------------------------------------------------------ #
+    def _setup_family(self, X: Tensor) -> None:
+        """Build the prototype (one member per sample, ``batch_shape == extra_shape``) for data ``X``."""
+        cls, proto = _resolve_family(self.family)
+        if proto is None:
+            proto = _prototype_from_class(cls, X.dtype, X.device)
+        event = tuple(proto.event_shape)
+        rest = tuple(X.shape[1:])
+        if len(rest) < len(event) or rest[len(rest) - len(event) :] != event:
+            raise ValueError(
+                f"X of shape {tuple(X.shape)} does not end with the event shape {event} of the {cls.__name__} "
+                "family; expected (n_samples,) + extra_shape + event_shape"
+            )
+        extra = rest[: len(rest) - len(event)]
+        try:
+            proto = proto.expand(torch.Size(extra))
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(
+                f"the prototype's batch_shape {tuple(proto.batch_shape)} does not broadcast to the data's extra "
+                f"shape {extra}"
+            ) from e
+        self._family_cls, self._extra_shape, self._data_shape = cls, extra, rest
+        self._fixed = {
+            k: torch.as_tensor(v, device=X.device) for k, v in proto._fixed_params().items()
+        }
+        self._proto = proto
+
+    def _check_support(self, X: Tensor) -> None:
+        support = self._proto.support
+        ok = support.check(X)
+        if not bool(ok.all()):
+            raise ValueError(f"X contains values outside the support of {self._family_cls.__name__} ({support})")
+
+    def _validate_data(self, X, reset: bool) -> Tensor:
+        if reset:
+            X = as_data_tensor(X, "X", ndim=None, dtype=self.dtype, device=self.device)
+            if X.dim() < 1 or X.shape[0] < 1:
+                raise ValueError(f"X must have a sample dimension, got shape {tuple(X.shape)}")
+            if X.shape[0] < self.n_components:
+                raise ValueError(
+                    f"X has {X.shape[0]} samples, fewer than n_components={self.n_components}; "
+                    "lower n_components or provide more data"
+                )
+            if not isinstance(self.reg, int | float) or isinstance(self.reg, bool) or not self.reg >= 0:
+                raise ValueError(f"reg must be a non-negative number, got {self.reg!r}")
+            if not (self.warm_start and self._is_fitted()):
+                self._setup_family(X)
+            elif tuple(X.shape[1:]) != self._data_shape:
+                raise ValueError(f"X has sample shape {tuple(X.shape[1:])}, but the model was fitted on "
+                                 f"{self._data_shape}")
+        else:
+            X = as_data_tensor(X, "X", ndim=None, dtype=self._dtype, device=self._device)
+            if X.dim() < 1 or tuple(X.shape[1:]) != self._data_shape:
+                raise ValueError(
+                    f"X must have shape (n_samples,) + {self._data_shape}, got {tuple(X.shape)}"
+                )
+        self._check_support(X)
+        return X.reshape(X.shape[0], -1)
+
+    def _unflatten(self, X: Tensor) -> Tensor:
+        return X.reshape((X.shape[0],) + self._data_shape)
+
+    def _compute_stats(self, X: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Flattened sufficient statistics ``[(N, T_j)]`` and summed log carrier measure ``(N,)``."""
+        x = self._unflatten(X)
+        N = x.shape[0]
+        n_extra = len(self._extra_shape)
+        stats = [t.reshape(N, -1).to(X.dtype) for t in self._proto.sufficient_statistics(x)]
+        carrier = self._proto.log_carrier_measure(x).to(X.dtype)
+        carrier = carrier.reshape(N, -1).sum(1) if n_extra else carrier.reshape(N)
+        return stats, carrier
+
+    def _stats(self, X: Tensor) -> tuple[list[Tensor], Tensor]:
+        cache = getattr(self, "_cache", None)
+        if cache is not None and cache[0] is X:
+            return cache[1]
+        return self._compute_stats(X)
+
+    # ------------------------------------------------------------------ #
+    # EM hooks
+    # ------------------------------------------------------------------ #
+    def fit_predict(self, X, y=None) -> Tensor:
+        """
+        Fit the mixture by EM and return the most probable component of each sample.
+
+        :param X: data of shape ``(n_samples,) + extra_shape + event_shape``.
+        :param y: ignored.
+        :rtype: Tensor of ``int64`` labels, shape ``(n_samples,)``.
+        """
+        try:
+            return super().fit_predict(X, y)
+        finally:
+            self._cache = None
+
+    def _check_parameters(self, X: Tensor) -> None:
+        # called by the base class once, on the validated training data: cache t(x) for the whole fit
+        self._cache = (X, self._compute_stats(X))
+        stats = self._cache[1][0]
+        self._pooled = [t.mean(0) for t in stats]
+        self._check_degenerate(X)
+
+    def _check_degenerate(self, X: Tensor) -> None:
+        """Refuse data whose maximum-likelihood components do not exist (e.g. a constant real feature)."""
+        cls = self._family_cls
+        name = cls.__name__
+        if not self._proto.support.is_discrete and len(cls._natural_param_event_dims) > 1:
+            # a location-dispersion family: a constant coordinate collapses every component's dispersion
+            spread = X.std(0, correction=0)
+            const = spread <= 8 * torch.finfo(X.dtype).eps * X.abs().amax(0)
+            if bool(const.any()):
+                idx = const.nonzero().flatten().tolist()[:5]
+                raise ValueError(
+                    f"X is singular for the {name} family: coordinate(s) {idx} of the flattened samples are "
+                    "constant, so the maximum-likelihood dispersion of every component is degenerate; drop "
+                    "those features or add noise"
+                )
+        shapes = [self._param_event_shape(g.shape[0], r) for g, r in zip(self._pooled, cls._natural_param_event_dims)]
+        pooled = [g.reshape(self._extra_shape + e) for g, e in zip(self._pooled, shapes, strict=True)]
+        try:
+            cls.from_mean_parameters(*pooled, **self._fixed)
+        except ValueError as e:
+            raise ValueError(
+                f"X is singular for the {name} family: even a single component fitted to all of X does not exist "
+                f"({e})"
+            ) from e
+
+    def _features(self, X: Tensor) -> Tensor:
+        """Standardised sufficient statistics of vector rank (the space k-means runs in)."""
+        stats, _ = self._stats(X)
+        ranks = self._family_cls._natural_param_event_dims
+        cols = [t for t, r in zip(stats, ranks, strict=True) if r <= 1] or stats
+        F = torch.cat(cols, 1)
+        std = F.std(0) if F.shape[0] > 1 else torch.ones_like(F[0])
+        return (F - F.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+
+    def _initialize(self, X: Tensor, resp: Tensor) -> None:
+        if self.init_params == "random":
+            self._m_step_resp(X, resp)
+            return
+        generator = getattr(self, "_fit_generator", None)
+        resp = initial_responsibilities(self._features(X), self.n_components, self.init_params, generator)
+        # hard k-means labels give saturated components (e.g. a binary feature that is constant within a
+        # cluster gets an infinite logit) that lock EM into the initial partition: start from components
+        # shrunk by 10% towards the pooled statistics instead
+        self._m_step_resp(X, resp, reg=max(self.reg, _INIT_SHRINK))
+
+    def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
+        self._m_step_resp(X, log_resp.exp())
+
+    def _m_step_resp(self, X: Tensor, resp: Tensor, reg: float | None = None) -> None:
+        stats, _ = self._stats(X)
+        nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
+        c = (self.reg if reg is None else reg) * (nk + 1)
+        K = self.n_components
+        means = []
+        for t, g, r in zip(stats, self._pooled, self._family_cls._natural_param_event_dims, strict=True):
+            m = (resp.T @ t + c[:, None] * g) / (nk + c)[:, None]
+            event = self._param_event_shape(t.shape[1], r)
+            means.append(m.reshape((K,) + self._extra_shape + event))
+        try:
+            comps = self._family_cls.from_mean_parameters(*means, **self._fixed)
+        except ValueError as e:
+            raise ValueError(
+                f"M-step failed: the weighted average sufficient statistics of a component leave the mean "
+                f"parameter space of {self._family_cls.__name__} ({e}). The data may be degenerate within a "
+                "component (e.g. constant values); increase reg, lower n_components or use float64."
+            ) from e
+        self.weights_ = nk / nk.sum()
+        self.natural_params_ = tuple(p.to(X.dtype) for p in comps._expanded_natural_params())
+
+    def _param_event_shape(self, size: int, rank: int) -> tuple[int, ...]:
+        n_extra = math.prod(self._extra_shape)
+        per = size // n_extra
+        if rank == 0:
+            return ()
+        if rank == 1:
+            return (per,)
+        d = math.isqrt(per)  # square matrix parameters (MVN, Wishart)
+        return (d, d)
+
+    def _component_log_prob(self, X: Tensor) -> Tensor:
+        """``(N, K)`` log-densities ``<t(x_n), eta_k> - A(eta_k) + k(x_n)``, one GEMM per natural parameter."""
+        stats, carrier = self._stats(X)
+        big = math.sqrt(torch.finfo(X.dtype).max)
+        eta = [p.nan_to_num(nan=math.nan, posinf=big, neginf=-big) for p in self.natural_params_]
+        log_norm = self._proto._log_normalizer(*eta)
+        log_norm = log_norm.reshape(self.n_components, -1).sum(1)
+        out = carrier.unsqueeze(1) - log_norm
+        K = self.n_components
+        for t, e in zip(stats, eta, strict=True):
+            out = torch.addmm(out, t, e.reshape(K, -1).T)
+        return out
+
+    def _estimate_weighted_log_prob(self, X: Tensor) -> Tensor:
+        return self._component_log_prob(X) + self.weights_.log()
+
+    # ------------------------------------------------------------------ #
+    # State, components, sampling, save/load
+    # ------------------------------------------------------------------ #
+    @property
+    def components_(self) -> ExponentialFamily:
+        """The fitted components: the family with ``batch_shape == (K,) + extra_shape``."""
+        self._check_is_fitted()
+        return self._family_cls._from_natural_params(*self.natural_params_, **self._fixed)
+
+    def to_distribution(self) -> pyro_dist.MixtureSameFamily:
+        """
+        The fitted mixture as a :class:`pyro.distributions.MixtureSameFamily`
+        over samples of shape ``extra_shape + event_shape``.
+        """
+        comps = self.components_
+        if self._extra_shape:
+            comps = comps.to_event(len(self._extra_shape))
+        return pyro_dist.MixtureSameFamily(pyro_dist.Categorical(probs=self.weights_), comps)
+
+    def _get_state(self) -> dict[str, Tensor]:
+        state = {"weights": self.weights_, "data_shape": torch.tensor(self._data_shape, dtype=torch.int64)}
+        state["extra_rank"] = torch.tensor(len(self._extra_shape), dtype=torch.int64)
+        for i, p in enumerate(self.natural_params_):
+            state[f"eta{i}"] = p
+        for k, v in self._fixed.items():
+            state[f"fixed.{k}"] = v
+        return state
+
+    def _set_state(self, state: dict[str, Tensor]) -> None:
+        cls, _ = _resolve_family(self.family)
+        self._family_cls = cls
+        self.weights_ = state["weights"]
+        self._data_shape = tuple(int(s) for s in state["data_shape"].tolist())
+        n_extra = int(state["extra_rank"])
+        self._extra_shape = self._data_shape[:n_extra]
+        n_eta = sum(1 for k in state if k.startswith("eta"))
+        self.natural_params_ = tuple(state[f"eta{i}"] for i in range(n_eta))
+        self._fixed = {k[len("fixed.") :]: v for k, v in state.items() if k.startswith("fixed.")}
+        first = cls._from_natural_params(*(p[0] for p in self.natural_params_), **self._fixed)
+        self._proto = first
+
+    def _sample_components(self, labels: Tensor, generator: torch.Generator | None) -> Tensor:
+        # torch's samplers draw from the global generator: fork it, seeded from ``generator``
+        seed = int(torch.randint(0, 2**62, (), generator=generator))
+        out = []
+        devices = [labels.device.index or 0] if labels.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            counts = torch.bincount(labels, minlength=self.n_components).tolist()
+            for k, n_k in enumerate(counts):
+                if n_k:
+                    comp = self._family_cls._from_natural_params(*(p[k] for p in self.natural_params_), **self._fixed)
+                    out.append(comp.sample((n_k,)))
+        return torch.cat(out).to(self._dtype)
+
+    def sample(self, n_samples: int = 1) -> tuple[Tensor, Tensor]:
+        """
+        Draw samples from the fitted mixture.
+
+        :param int n_samples: number of samples.
+        :returns: ``(X, labels)`` of shapes ``(n_samples,) + extra_shape + event_shape`` and ``(n_samples,)``.
+        """
+        return super().sample(n_samples)
+
+    def save(self, path) -> None:
+        """
+        Save the hyper-parameters and fitted state (the family is stored by name).
+
+        :param path: file path or file-like object.
+        """
+        family = self.family
+        self.family = _resolve_family(family)[0].__name__
+        try:
+            super().save(path)
+        finally:
+            self.family = family
+
+    def _n_parameters(self) -> int:
+        """Number of free parameters (natural parameters counted as free; weights sum to one)."""
+        per_component = sum(p[0].numel() for p in self.natural_params_)
+        return int(self.n_components * per_component + self.n_components - 1)
+
+    def bic(self, X) -> float:
+        """
+        Bayesian information criterion on ``X`` (lower is better).
+
+        :param X: data of shape ``(n_samples,) + extra_shape + event_shape``.
+        """
+        n = as_data_tensor(X, "X", ndim=None).shape[0]
+        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X) -> float:
+        """
+        Akaike information criterion on ``X`` (lower is better).
+
+        :param X: data of shape ``(n_samples,) + extra_shape + event_shape``.
+        """
+        n = as_data_tensor(X, "X", ndim=None).shape[0]
+        return -2 * self.score(X) * n + 2 * self._n_parameters()

@@ -1,0 +1,133 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+"""
+Initialisation of mixture models: k-means++ seeding (Arthur & Vassilvitskii
+2007, with scikit-learn's greedy local trials), Lloyd's k-means and initial
+responsibilities.  Everything runs on the data's device and dtype; random
+draws come from a CPU :class:`torch.Generator` so that results do not depend
+on the device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = ["kmeans_plusplus", "kmeans", "initial_responsibilities"]
+
+
+def _sq_dist(X: Tensor, C: Tensor, x_sq: Tensor | None = None) -> Tensor:
+    """Squared Euclidean distances ``(N, M)`` between rows of ``X`` and ``C`` (as a GEMM)."""
+    if x_sq is None:
+        x_sq = X.square().sum(1)
+    return (x_sq.unsqueeze(1) + C.square().sum(1) - 2.0 * (X @ C.T)).clamp_min_(0.0)
+
+
+def _check(X: Tensor, n_clusters: int) -> None:
+    if not isinstance(X, Tensor) or X.dim() != 2 or not X.is_floating_point():
+        raise ValueError(f"X must be a 2-D floating tensor, got {getattr(X, 'shape', type(X))}")
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
+        raise ValueError(f"n_clusters must be a positive int, got {n_clusters!r}")
+    if X.shape[0] < n_clusters:
+        raise ValueError(f"X has {X.shape[0]} samples, fewer than n_clusters={n_clusters}")
+
+
+def kmeans_plusplus(
+    X: Tensor,
+    n_clusters: int,
+    generator: torch.Generator | None = None,
+    n_local_trials: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """
+    Greedy k-means++ seeding: each new centre is the best (lowest potential) of
+    ``n_local_trials`` candidates drawn with probability proportional to the
+    squared distance to the nearest chosen centre.
+
+    :param Tensor X: data ``(N, D)``.
+    :param int n_clusters: number of centres ``K <= N``.
+    :param torch.Generator generator: CPU generator for the random draws.
+    :param int n_local_trials: candidates per centre (default ``2 + floor(log K)``).
+    :returns: ``(centers (K, D), indices (K,))`` with ``centers == X[indices]``.
+    """
+    _check(X, n_clusters)
+    N = X.shape[0]
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(n_clusters))
+    x_sq = X.square().sum(1)
+    first = torch.randint(0, N, (1,), generator=generator).to(X.device)
+    indices = [first]
+    closest = _sq_dist(X, X[first], x_sq).squeeze(1)
+    for _ in range(1, n_clusters):
+        cum = closest.cumsum(0)
+        u = torch.rand(n_local_trials, generator=generator, dtype=torch.float64).to(device=X.device, dtype=X.dtype)
+        cand = torch.searchsorted(cum, u * cum[-1]).clamp_(max=N - 1)
+        dist = torch.minimum(closest.unsqueeze(0), _sq_dist(X[cand], X))  # (T, N)
+        best = dist.sum(1).argmin()
+        closest = dist[best]
+        indices.append(cand[best].reshape(1))
+    idx = torch.cat(indices)
+    return X[idx], idx
+
+
+def kmeans(
+    X: Tensor,
+    n_clusters: int,
+    generator: torch.Generator | None = None,
+    max_iter: int = 20,
+    tol: float = 1e-4,
+) -> tuple[Tensor, Tensor]:
+    """
+    Lloyd's k-means from a k-means++ seeding.
+
+    :param Tensor X: data ``(N, D)``.
+    :param int n_clusters: number of clusters.
+    :param torch.Generator generator: CPU generator for the seeding.
+    :param int max_iter: maximum Lloyd iterations.
+    :param float tol: stop when the total squared centre shift is below ``tol``
+        times the mean per-feature variance of ``X``.
+    :returns: ``(centers (K, D), labels (N,))``.
+    """
+    centers, _ = kmeans_plusplus(X, n_clusters, generator)
+    x_sq = X.square().sum(1)
+    threshold = tol * float(X.var(0).mean()) if X.shape[0] > 1 else 0.0
+    labels = _sq_dist(X, centers, x_sq).argmin(1)
+    for _ in range(max_iter):
+        onehot = torch.nn.functional.one_hot(labels, n_clusters).to(X.dtype)
+        counts = onehot.sum(0)
+        new = (onehot.T @ X) / counts.clamp_min(1.0).unsqueeze(1)
+        new = torch.where(counts.unsqueeze(1) > 0, new, centers)  # empty clusters keep their centre
+        shift = float((new - centers).square().sum())
+        centers = new
+        labels = _sq_dist(X, centers, x_sq).argmin(1)
+        if shift <= threshold:
+            break
+    return centers, labels
+
+
+def initial_responsibilities(
+    X: Tensor, n_components: int, method: str = "kmeans", generator: torch.Generator | None = None
+) -> Tensor:
+    """
+    Initial responsibilities ``(N, K)`` for a mixture fit.
+
+    :param Tensor X: data ``(N, D)``.
+    :param int n_components: number of components ``K``.
+    :param str method: ``"kmeans"`` (hard k-means labels), ``"k-means++"``
+        (nearest k-means++ seed) or ``"random"`` (uniform random soft
+        responsibilities).
+    :param torch.Generator generator: CPU generator.
+    """
+    _check(X, n_components)
+    if method == "kmeans":
+        labels = kmeans(X, n_components, generator)[1]
+    elif method == "k-means++":
+        centers, _ = kmeans_plusplus(X, n_components, generator)
+        labels = _sq_dist(X, centers).argmin(1)
+    elif method == "random":
+        r = torch.rand(X.shape[0], n_components, generator=generator, dtype=torch.float64)
+        return (r / r.sum(1, keepdim=True)).to(device=X.device, dtype=X.dtype)
+    else:
+        raise ValueError(f"init method must be 'kmeans', 'k-means++' or 'random', got {method!r}")
+    return torch.nn.functional.one_hot(labels, n_components).to(X.dtype)
