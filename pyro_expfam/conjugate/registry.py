@@ -521,22 +521,22 @@ def posterior_predictive(
     \int p(x_{new}\mid\theta)\,p(\theta\mid x_{1..n})\,d\theta` (the prior
     predictive when ``data`` is ``None``):
 
-    ============================  ==========================================
-    prior – likelihood            predictive
-    ============================  ==========================================
-    Beta – Bernoulli              ``Bernoulli`` (the likelihood's class)
-    Beta – Binomial               :class:`pyro.distributions.BetaBinomial`
-    Beta – Geometric              :class:`~pyro_expfam.conjugate.BetaGeometric`
-    Gamma – Poisson               :class:`pyro.distributions.GammaPoisson`
-    Gamma – Exponential           :class:`~pyro_expfam.conjugate.Lomax`
-    Dirichlet – Categorical       ``Categorical`` (the likelihood's class)
-    Dirichlet – OneHotCategorical ``OneHotCategorical``
-    Dirichlet – Multinomial       :class:`pyro.distributions.DirichletMultinomial`
-    Normal – Normal (known scale) ``Normal``
-    MVN – MVN (known covariance)  ``MultivariateNormal``
-    NormalGamma – Normal          :class:`pyro.distributions.StudentT`
-    NormalWishart – MVN           :class:`pyro.distributions.MultivariateStudentT`
-    ============================  ==========================================
+    ==============================  ==========================================
+    prior – likelihood              predictive
+    ==============================  ==========================================
+    Beta – Bernoulli                ``Bernoulli`` (the likelihood's class)
+    Beta – Binomial                 :class:`pyro.distributions.BetaBinomial`
+    Beta – Geometric                :class:`~pyro_expfam.conjugate.BetaGeometric`
+    Gamma – Poisson                 :class:`pyro.distributions.GammaPoisson`
+    Gamma – Exponential             :class:`~pyro_expfam.conjugate.Lomax`
+    Dirichlet – Categorical         ``Categorical`` (the likelihood's class)
+    Dirichlet – OneHotCategorical   ``OneHotCategorical``
+    Dirichlet – Multinomial         :class:`pyro.distributions.DirichletMultinomial`
+    Normal – Normal (known scale)   ``Normal``
+    MVN – MVN (known covariance)    ``MultivariateNormal``
+    NormalGamma – Normal            :class:`pyro.distributions.StudentT`
+    NormalWishart – MVN             :class:`pyro.distributions.MultivariateStudentT`
+    ==============================  ==========================================
 
     :param prior: the prior distribution (``Independent`` priors give an
         ``Independent`` predictive).
