@@ -18,11 +18,13 @@ from torch import Tensor
 __all__ = ["kmeans_plusplus", "kmeans", "initial_responsibilities"]
 
 
-def _sq_dist(X: Tensor, C: Tensor, x_sq: Tensor | None = None) -> Tensor:
+def _sq_dist(X: Tensor, C: Tensor, x_sq: Tensor | None = None, c_sq: Tensor | None = None) -> Tensor:
     """Squared Euclidean distances ``(N, M)`` between rows of ``X`` and ``C`` (as a GEMM)."""
     if x_sq is None:
         x_sq = X.square().sum(1)
-    return (x_sq.unsqueeze(1) + C.square().sum(1) - 2.0 * (X @ C.T)).clamp_min_(0.0)
+    if c_sq is None:
+        c_sq = C.square().sum(1)
+    return torch.addmm(c_sq.unsqueeze(0), X, C.T, alpha=-2.0).add_(x_sq.unsqueeze(1)).clamp_min_(0.0)
 
 
 def _check(X: Tensor, n_clusters: int) -> None:
@@ -58,12 +60,12 @@ def kmeans_plusplus(
     x_sq = X.square().sum(1)
     first = torch.randint(0, N, (1,), generator=generator).to(X.device)
     indices = [first]
-    closest = _sq_dist(X, X[first], x_sq).squeeze(1)
+    closest = _sq_dist(X, X[first], x_sq, x_sq[first]).squeeze(1)
     for _ in range(1, n_clusters):
         cum = closest.cumsum(0)
         u = torch.rand(n_local_trials, generator=generator, dtype=torch.float64).to(device=X.device, dtype=X.dtype)
         cand = torch.searchsorted(cum, u * cum[-1]).clamp_(max=N - 1)
-        dist = torch.minimum(closest.unsqueeze(0), _sq_dist(X[cand], X))  # (T, N)
+        dist = torch.minimum(closest.unsqueeze(0), _sq_dist(X[cand], X, x_sq[cand], x_sq))  # (T, N)
         best = dist.sum(1).argmin()
         closest = dist[best]
         indices.append(cand[best].reshape(1))
@@ -114,14 +116,14 @@ def initial_responsibilities(
 
     :param Tensor X: data ``(N, D)``.
     :param int n_components: number of components ``K``.
-    :param str method: ``"kmeans"`` (hard k-means labels), ``"k-means++"``
+    :param str method: ``"kmeans"`` (hard labels after at most 10 Lloyd iterations), ``"k-means++"``
         (nearest k-means++ seed) or ``"random"`` (uniform random soft
         responsibilities).
     :param torch.Generator generator: CPU generator.
     """
     _check(X, n_components)
     if method == "kmeans":
-        labels = kmeans(X, n_components, generator)[1]
+        labels = kmeans(X, n_components, generator, max_iter=10)[1]
     elif method == "k-means++":
         centers, _ = kmeans_plusplus(X, n_components, generator)
         labels = _sq_dist(X, centers).argmin(1)

@@ -1,0 +1,377 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+r"""
+Coordinate-ascent and stochastic natural-gradient variational inference for the
+truncated stick-breaking Dirichlet-process mixture
+
+.. math::
+
+    v_k\sim\mathrm{Beta}(1,\alpha)\ (k<K),\ v_K=1,\quad
+    \pi_k = v_k\prod_{j<k}(1-v_j),\quad
+    \theta_k\sim p(\theta\mid\phi_0),\quad z_n\sim\pi,\quad x_n\sim p(x\mid\theta_{z_n}),
+
+with the mean-field family :math:`q(v_k)=\mathrm{Beta}(a_k,b_k)`,
+:math:`q(\theta_k)=p(\theta\mid\phi_k)`, :math:`q(z_n)=\mathrm{Cat}(r_n)`.
+
+**Exact ELBO.**  With :math:`\log\rho_{nk} = E[\log\pi_k] + E[\log p(x_n|\theta_k)]`
+and :math:`q(z)` optimal (:math:`r = \mathrm{softmax}\log\rho`),
+
+.. math::
+
+    \mathcal L = \sum_n \mathrm{logsumexp}_k\log\rho_{nk}
+        - \sum_{k<K} KL(q(v_k)\|p(v_k)) - \sum_k KL(q(\theta_k)\|p(\theta_k)).
+
+One CAVI iteration is: E-step (``r``) and the bound above at the current
+:math:`(\phi, a, b)`, then the conjugate M-step
+:math:`\phi_k = \phi_0 + \sum_n r_{nk}u(x_n)`, :math:`a_k = 1+N_k`,
+:math:`b_k = \alpha + \sum_{j>k}N_j`.  Both halves maximise :math:`\mathcal L`
+exactly in their block, so the recorded bound never decreases.
+
+**Merge moves** (Hughes & Sudderth 2013), on by default: after the M-step the
+bound at fixed ``r`` has the closed form
+
+.. math::
+
+    \mathcal L(r) = \sum_k [Z(\phi_k) - Z(\phi_0)]
+        + \sum_{k<K}[\log B(1+N_k, \alpha+M_k) - \log B(1,\alpha)] + \sum_n k(x_n) + H(r),
+
+(:math:`M_k=\sum_{j>k}N_j`), so merging components ``i`` and ``j`` (adding
+their responsibilities) is evaluated exactly and accepted only if it raises
+:math:`\mathcal L(r)`; the same holds for reordering the sticks by size.  The
+bound stays monotone, and the redundant components that a k-means start
+leaves inside one true cluster disappear in a few iterations instead of
+hundreds.
+
+**Stochastic natural-gradient VI** (Hoffman et al. 2013): on a minibatch
+``B`` the natural gradient is ``target - current`` with
+``target = phi0 + (N/|B|) sum_{n in B} r_n u(x_n)``; a step
+:math:`\rho_t=(t+\tau)^{-\kappa}` moves :math:`\phi\leftarrow(1-\rho_t)\phi+\rho_t\,\mathrm{target}`
+(and the sticks likewise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .emissions import ConjugateEmission
+
+__all__ = [
+    "SufficientStatistics",
+    "CaviResult",
+    "stick_posterior",
+    "expected_log_weights",
+    "expected_weights",
+    "stick_kl",
+    "cavi_pass",
+    "merge_and_sort",
+    "snvi_epoch",
+    "elbo",
+]
+
+
+# ---------------------------------------------------------------------- #
+# Data statistics
+# ---------------------------------------------------------------------- #
+class SufficientStatistics:
+    """
+    The statistics ``(t(x), k(x))`` of a data set, cached when they fit in
+    ``max_bytes`` (they are constant over iterations), otherwise recomputed
+    chunk by chunk.  ``X`` may live on another device than the fit (e.g. CPU
+    data fitted on CUDA): chunks and minibatches are moved to ``device``.
+
+    :param ConjugateEmission emission: the emission (after ``setup``).
+    :param Tensor X: data ``(N, D)``.
+    :param device: device of the computation (default ``X.device``).
+    :param int max_bytes: cache budget.
+    :param int chunk_bytes: size of a chunk of statistics.
+    """
+
+    def __init__(self, emission: ConjugateEmission, X: Tensor, device=None,
+                 max_bytes: int = 2**29, chunk_bytes: int = 2**22) -> None:
+        self.emission, self.X = emission, X
+        self.device = torch.device(device) if device is not None else X.device
+        self.n = X.shape[0]
+        row_bytes = emission.n_stats * X.element_size()
+        self.chunk_rows = max(256, chunk_bytes // max(row_bytes, 1))
+        self.cached: tuple[Tensor, Tensor] | None = None
+        if self.n * row_bytes <= max_bytes:
+            self.cached = emission.sufficient_statistics(X.to(self.device))
+
+    def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(T, k)`` over the data in order."""
+        for start in range(0, self.n, self.chunk_rows):
+            stop = min(start + self.chunk_rows, self.n)
+            if self.cached is not None:
+                yield self.cached[0][start:stop], self.cached[1][start:stop]
+            else:
+                yield self.emission.sufficient_statistics(self.X[start:stop].to(self.device))
+
+    def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """``(T, k)`` of the rows ``idx``."""
+        if self.cached is not None:
+            idx = idx.to(self.cached[0].device)
+            return self.cached[0][idx], self.cached[1][idx]
+        return self.emission.sufficient_statistics(self.X[idx.to(self.X.device)].to(self.device))
+
+
+# ---------------------------------------------------------------------- #
+# Stick breaking
+# ---------------------------------------------------------------------- #
+def _tail(counts: Tensor) -> Tensor:
+    """``M_k = sum_{j>k} N_j`` for ``k < K``."""
+    return counts.flip(0).cumsum(0).flip(0)[1:]
+
+
+def _log_beta(a: Tensor, b: Tensor) -> Tensor:
+    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
+
+
+def stick_posterior(counts: Tensor, alpha: float) -> Tensor:
+    """
+    Optimal ``q(v_k) = Beta(1 + N_k, alpha + sum_{j>k} N_j)`` for ``k < K``.
+
+    :param Tensor counts: ``N_k``, shape ``(K,)``.
+    :param float alpha: DP concentration.
+    :returns: ``(K-1, 2)`` tensor of Beta parameters.
+    """
+    return torch.stack([1 + counts[:-1], alpha + _tail(counts)], dim=1)
+
+
+def expected_log_weights(sticks: Tensor) -> Tensor:
+    """:math:`E[\\log\\pi_k]`, shape ``(K,)``, for Beta stick parameters ``(K-1, 2)``."""
+    a, b = sticks[:, 0], sticks[:, 1]
+    dab = torch.digamma(a + b)
+    e_log_v = torch.digamma(a) - dab
+    e_log_1mv = torch.digamma(b) - dab
+    zero = sticks.new_zeros(1)
+    return torch.cat([e_log_v, zero]) + torch.cat([zero, e_log_1mv.cumsum(0)])
+
+
+def expected_weights(sticks: Tensor) -> Tensor:
+    """:math:`E[\\pi_k]`, shape ``(K,)`` (sums to one)."""
+    mean_v = sticks[:, 0] / sticks.sum(1)
+    one = sticks.new_ones(1)
+    return torch.cat([mean_v, one]) * torch.cat([one, (1 - mean_v).cumprod(0)])
+
+
+def stick_kl(sticks: Tensor, alpha: float) -> Tensor:
+    """:math:`\\sum_{k<K} KL(\\mathrm{Beta}(a_k,b_k)\\,\\|\\,\\mathrm{Beta}(1,\\alpha))`."""
+    a, b = sticks[:, 0], sticks[:, 1]
+    dab = torch.digamma(a + b)
+    alpha_t = torch.as_tensor(alpha, dtype=sticks.dtype, device=sticks.device)
+    kl = (_log_beta(torch.ones_like(alpha_t), alpha_t) - _log_beta(a, b) + (a - 1) * (torch.digamma(a) - dab)
+          + (b - alpha) * (torch.digamma(b) - dab))
+    return kl.sum()
+
+
+def _stick_collapsed(counts: Tensor, alpha: float) -> Tensor:
+    """Stick part of the bound after the optimal stick update (up to a constant)."""
+    return _log_beta(1 + counts[:-1], alpha + _tail(counts)).sum()
+
+
+# ---------------------------------------------------------------------- #
+# CAVI
+# ---------------------------------------------------------------------- #
+@dataclass
+class CaviResult:
+    """
+    Output of one E-step pass.
+
+    :ivar bound: exact ELBO at the parameters the pass started from.
+    :ivar stats: ``sum_n r_nk t(x_n)``, shape ``(K, S)``.
+    :ivar counts: ``N_k``, shape ``(K,)``.
+    :ivar resp: responsibilities chunks (only if requested).
+    """
+
+    bound: Tensor
+    stats: Tensor
+    counts: Tensor
+    resp: list[Tensor]
+
+
+def _log_rho_params(em: ConjugateEmission, phi: Tensor, sticks: Tensor, dtype, device):
+    es = em.expected_stats(phi)
+    S = em.n_stats
+    const = es[:, S:] @ em.constant_stats(dtype, device) + expected_log_weights(sticks)
+    return es, es[:, :S].T.contiguous(), const
+
+
+def cavi_pass(
+    em: ConjugateEmission,
+    data: SufficientStatistics,
+    phi0: Tensor,
+    phi: Tensor,
+    sticks: Tensor,
+    alpha: float,
+    accumulate: bool = True,
+    keep_resp: bool = False,
+) -> CaviResult:
+    """
+    One pass over the data: optimal responsibilities under ``(phi, sticks)``,
+    the exact ELBO there, and (``accumulate``) the statistics for the M-step.
+
+    :param ConjugateEmission em: emission.
+    :param SufficientStatistics data: data statistics.
+    :param Tensor phi0: prior natural parameter ``(P,)``.
+    :param Tensor phi: variational natural parameters ``(K, P)``.
+    :param Tensor sticks: Beta parameters ``(K-1, 2)``.
+    :param float alpha: DP concentration.
+    :param bool accumulate: accumulate ``R.T @ T`` and ``N_k``.
+    :param bool keep_resp: keep the responsibility chunks (for merge moves).
+    """
+    es, W, const = _log_rho_params(em, phi, sticks, phi.dtype, phi.device)
+    K = phi.shape[0]
+    total = phi.new_zeros(())
+    stats = phi.new_zeros(K, em.n_stats) if accumulate else None
+    counts = phi.new_zeros(K)
+    resps = []
+    for T, k in data.chunks():
+        logits = torch.addmm(const, T, W)
+        top = logits.amax(dim=1, keepdim=True)
+        R = logits.sub_(top).exp_()  # in place: one exp per entry gives both the normaliser and r
+        norm = R.sum(1, keepdim=True)
+        total = total + (top + norm.log()).sum() + k.sum()
+        if accumulate or keep_resp:
+            R.div_(norm)
+            if accumulate:
+                stats.addmm_(R.T, T)
+                counts += R.sum(0)
+            if keep_resp:
+                resps.append(R)
+    bound = total - stick_kl(sticks, alpha) - em.kl(phi, phi0, es).sum()
+    return CaviResult(bound, stats, counts, resps)
+
+
+def elbo(em: ConjugateEmission, data: SufficientStatistics, phi0: Tensor, phi: Tensor, sticks: Tensor,
+         alpha: float) -> Tensor:
+    """
+    The exact mean-field ELBO at ``(phi, sticks)`` with ``q(z)`` optimal (any
+    fitting method's result can be compared with it).
+    """
+    return cavi_pass(em, data, phi0, phi, sticks, alpha, accumulate=False).bound
+
+
+def _pair_entropy_change(resps: list[Tensor], i: int, j: int) -> Tensor:
+    """``H(r with columns i, j merged) - H(r)`` (non-positive)."""
+    total = resps[0].new_zeros(())
+    for R in resps:
+        ri, rj = R[:, i], R[:, j]
+        total = total + (torch.xlogy(ri, ri) + torch.xlogy(rj, rj) - torch.xlogy(ri + rj, ri + rj)).sum()
+    return total
+
+
+def merge_and_sort(
+    em: ConjugateEmission,
+    phi0: Tensor,
+    phi: Tensor,
+    counts: Tensor,
+    resps: list[Tensor],
+    alpha: float,
+    max_evaluations: int | None = None,
+) -> tuple[Tensor, Tensor, int]:
+    """
+    Exact merge moves then a stick reordering, applied to the M-step output
+    ``phi = phi0 + sum_n r_n u(x_n)``; each move is accepted only if it raises
+    the bound :math:`\\mathcal L(r)` (module docstring).
+
+    :param ConjugateEmission em: emission.
+    :param Tensor phi0: prior ``(P,)``.
+    :param Tensor phi: M-step natural parameters ``(K, P)``.
+    :param Tensor counts: ``N_k`` ``(K,)``.
+    :param list resps: responsibility chunks of the E-step that produced ``phi``.
+    :param float alpha: DP concentration.
+    :param int max_evaluations: cap on the O(N) entropy evaluations (default ``2K``).
+    :returns: ``(phi, counts, n_merges)``.
+    """
+    K = phi.shape[0]
+    if max_evaluations is None:
+        max_evaluations = 2 * K
+    phi, counts = phi.clone(), counts.clone()
+    z0 = em.log_partition(phi0)
+    zk = em.log_partition(phi) - z0
+    occupied = counts > 1e-3
+    iu = torch.triu_indices(K, K, offset=1, device=phi.device)
+    keep = occupied[iu[0]] & occupied[iu[1]]
+    ii, jj = iu[0][keep], iu[1][keep]
+    n_merges = 0
+    if ii.numel():
+        z_pair = em.log_partition(phi[ii] + phi[jj] - phi0) - z0
+        gain_z = z_pair - zk[ii] - zk[jj]
+        order = torch.argsort(gain_z, descending=True)
+        gain_z, ii, jj = gain_z[order].tolist(), ii[order].tolist(), jj[order].tolist()
+        used: set[int] = set()
+        evaluations = 0
+        stick_now = float(_stick_collapsed(counts, alpha))
+        for g, i, j in zip(gain_z, ii, jj, strict=True):
+            if evaluations >= max_evaluations:
+                break
+            if i in used or j in used:
+                continue
+            new_counts = counts.clone()
+            new_counts[i] += new_counts[j]
+            new_counts[j] = 0
+            stick_new = float(_stick_collapsed(new_counts, alpha))
+            pre = g + stick_new - stick_now
+            if pre <= 0:
+                continue
+            evaluations += 1
+            gain = pre + float(_pair_entropy_change(resps, i, j))
+            if gain > 1e-9 * (abs(stick_now) + 1.0):
+                phi[i] = phi[i] + phi[j] - phi0
+                phi[j] = phi0
+                counts = new_counts
+                stick_now = stick_new
+                used.update((i, j))
+                n_merges += 1
+    # reorder the sticks by decreasing size if that raises the bound (Z and H do not depend on the order)
+    perm = torch.argsort(counts, descending=True, stable=True)
+    if float(_stick_collapsed(counts[perm], alpha)) > float(_stick_collapsed(counts, alpha)):
+        phi, counts = phi[perm], counts[perm]
+    return phi, counts, n_merges
+
+
+# ---------------------------------------------------------------------- #
+# Stochastic natural-gradient VI
+# ---------------------------------------------------------------------- #
+def snvi_epoch(
+    em: ConjugateEmission,
+    data: SufficientStatistics,
+    phi0: Tensor,
+    phi: Tensor,
+    sticks: Tensor,
+    alpha: float,
+    batch_size: int,
+    step: int,
+    offset: float,
+    decay: float,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor, int]:
+    """
+    One epoch of stochastic natural-gradient VI over random minibatches.
+
+    :param int batch_size: minibatch size ``|B|``; statistics are scaled by ``N/|B|``.
+    :param int step: number of steps taken before this epoch (for the schedule).
+    :param float offset: :math:`\\tau` in :math:`\\rho_t = (t+\\tau)^{-\\kappa}` (``>= 1`` keeps ``rho <= 1``).
+    :param float decay: :math:`\\kappa\\in(0.5, 1]`.
+    :param torch.Generator generator: CPU generator for the minibatch order.
+    :returns: ``(phi, sticks, step)`` after the epoch.
+    """
+    n = data.n
+    perm = torch.randperm(n, generator=generator)
+    for idx in perm.split(batch_size):
+        T, k = data.batch(idx)
+        _, W, const = _log_rho_params(em, phi, sticks, phi.dtype, phi.device)
+        R = torch.softmax(torch.addmm(const, T, W), dim=1)
+        scale = n / idx.numel()
+        counts = scale * R.sum(0)
+        target = em.update(phi0, scale * (R.T @ T), counts)
+        target_sticks = stick_posterior(counts, alpha)
+        rho = (step + offset) ** (-decay)
+        phi = torch.lerp(phi, target, rho)
+        sticks = torch.lerp(sticks, target_sticks, rho)
+        step += 1
+    return phi, sticks, step

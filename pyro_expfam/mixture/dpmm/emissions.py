@@ -1,0 +1,503 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+r"""
+Conjugate emission families for Dirichlet-process mixtures.
+
+Every emission is written as a *conjugate-exponential* pair.  The likelihood is
+
+.. math::
+
+    \log p(x \mid \theta) = \langle u(x), s(\theta)\rangle + k(x),\qquad
+    u(x) = \big(t(x),\, c\big),
+
+with ``t(x)`` the data's sufficient statistics (``S`` columns), ``c`` a constant
+vector (the coefficients of the log-normaliser terms, e.g. ``1`` for
+:math:`-A(\eta)`), ``k`` the log carrier measure and :math:`s(\theta)` the
+*prior's* sufficient statistics (``P = S + len(c)`` of them).  The prior and
+every variational posterior are the exponential family
+:math:`q(\theta\mid\phi) \propto \exp\langle\phi, s(\theta)\rangle` with
+log-partition :math:`Z(\phi)` and mean parameters
+:math:`E_\phi[s(\theta)] = \nabla Z(\phi)`.  Hence, for responsibilities ``r``:
+
+- conjugate update (CAVI): :math:`\phi_k = \phi_0 + \sum_n r_{nk}\,u(x_n)`, i.e.
+  ``phi0 + [R.T @ T, N_k * c]``;
+- expected log-likelihood: ``T @ ES[:, :S].T + ES[:, S:] @ c + k`` (one GEMM);
+- :math:`KL(q_\phi\|p_{\phi_0}) = \langle\phi-\phi_0, \nabla Z(\phi)\rangle - Z(\phi) + Z(\phi_0)`;
+- natural-gradient step: :math:`\phi \leftarrow (1-\rho)\phi + \rho\,\hat\phi`.
+
+A subclass supplies ``t``/``k``/``c``, the default (data-dependent) prior,
+:math:`Z` and :math:`\nabla Z` in closed form, and, for the Pyro model/guide,
+a map between :math:`\phi` and readable "standard" parameters plus the
+``pyro.sample`` statements that draw :math:`\theta`.
+
+This module holds the base class and the discrete families (Bernoulli with a
+Beta prior, Categorical with a Dirichlet prior, Poisson with a Gamma prior);
+the Gaussian families are in :mod:`~pyro_expfam.mixture.dpmm.gaussian`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import pyro
+import pyro.distributions as pdist
+import torch
+from torch import Tensor
+from torch.distributions import constraints
+
+from ...distributions import Beta, Dirichlet, Gamma
+
+__all__ = ["ConjugateEmission", "BernoulliEmission", "CategoricalEmission", "PoissonEmission"]
+
+
+class ConjugateEmission(ABC):
+    """
+    Base class of conjugate emissions (see the module docstring for the maths).
+
+    An instance holds the prior hyper-parameters given by the user (``None``
+    means a data-dependent default chosen by :meth:`setup`).  :meth:`setup`
+    fixes the number of features and returns the prior natural parameter
+    ``phi0``; the other methods are pure functions of tensors.
+    """
+
+    #: Short name used in messages and fitted-attribute names.
+    name: str = "emission"
+    #: Names and constraints of the standard parameters of ``q(theta | phi)`` (for the Pyro guide).
+    standard_constraints: dict[str, constraints.Constraint] = {}
+
+    n_features: int
+
+    # ----- data -------------------------------------------------------- #
+    def check_data(self, X: Tensor) -> None:
+        """Raise ``ValueError`` if ``X`` is outside the emission's support (default: any real data)."""
+        return None
+
+    def setup(self, X: Tensor) -> Tensor:
+        """
+        Check ``X`` against the support, fix ``n_features`` and return the
+        prior natural parameter ``phi0`` of shape ``(P,)`` (defaults may depend
+        on ``X``); it is also stored as :attr:`prior_natural`.
+
+        :param Tensor X: training data ``(N, D)``.
+        """
+        self.check_data(X)
+        self.prior_natural = self._setup(X)
+        return self.prior_natural
+
+    @abstractmethod
+    def _setup(self, X: Tensor) -> Tensor:
+        """Fix dimensions from ``X`` and return ``phi0``."""
+
+    def dims(self) -> dict[str, int]:
+        """The dimensions fixed by :meth:`setup` (saved with a fitted model)."""
+        return {"n_features": self.n_features}
+
+    def set_dims(self, dims: dict[str, int], prior_natural: Tensor) -> None:
+        """Restore the state of :meth:`setup` without data (used when loading a fitted model)."""
+        self.n_features = int(dims["n_features"])
+        self.prior_natural = prior_natural
+
+    @abstractmethod
+    def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """``(T, k)``: statistics ``t(x)`` of shape ``(N, S)`` and log carrier measure ``(N,)``."""
+
+    @abstractmethod
+    def constant_stats(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The constant part ``c`` of ``u(x)``, shape ``(P - S,)``."""
+
+    @property
+    @abstractmethod
+    def n_stats(self) -> int:
+        """``S``, the number of data-dependent statistics."""
+
+    # ----- the conjugate family q(theta | phi) -------------------------- #
+    @abstractmethod
+    def log_partition(self, phi: Tensor) -> Tensor:
+        """:math:`Z(\\phi)` for ``phi`` of shape ``(..., P)``; returns ``(...)``."""
+
+    @abstractmethod
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        """:math:`E_\\phi[s(\\theta)] = \\nabla Z(\\phi)`, shape ``(..., P)``."""
+
+    def kl(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
+        """
+        :math:`KL(q(\\theta|\\phi)\\,\\|\\,q(\\theta|\\phi_0))`, shape ``(...)``.
+
+        :param Tensor phi: natural parameters ``(..., P)``.
+        :param Tensor phi0: prior natural parameters ``(P,)``.
+        :param Tensor expected: ``expected_stats(phi)`` if already computed.
+        """
+        if expected is None:
+            expected = self.expected_stats(phi)
+        return ((phi - phi0) * expected).sum(-1) - self.log_partition(phi) + self.log_partition(phi0)
+
+    # ----- standard parameters, Pyro sites, readable summaries ---------- #
+    @abstractmethod
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        """Standard parameters of ``q(theta | phi)`` (keys of :attr:`standard_constraints`)."""
+
+    @abstractmethod
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        """Inverse of :meth:`to_standard`."""
+
+    @property
+    def guide_constraints(self) -> dict[str, constraints.Constraint]:
+        """
+        Constraints of the Pyro guide's parameters: a parametrisation of
+        ``q(theta | phi)`` chosen so that Adam's roughly scale-free steps suit
+        every coordinate (means and concentrations rather than raw rates).
+        Default: the standard parameters.
+        """
+        return self.standard_constraints
+
+    def to_guide(self, phi: Tensor) -> dict[str, Tensor]:
+        """Guide parameters (keys of :attr:`guide_constraints`) of ``q(theta | phi)``."""
+        return self.to_standard(phi)
+
+    def guide_to_standard(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Standard parameters from guide parameters."""
+        return params
+
+    @abstractmethod
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        """
+        ``pyro.sample`` the component parameters from ``q(theta | standard params)``
+        (called inside the components plate); sites are named ``prefix + "_" + key``.
+        """
+
+    @abstractmethod
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        """:math:`s(\\theta)` of shape ``(K, P)``, so that ``log p(x|theta) = <u(x), s(theta)> + k(x)``."""
+
+    @abstractmethod
+    def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
+        """Distribution of ``x`` given component parameters and labels ``z`` (event shape ``(D,)``)."""
+
+    @abstractmethod
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        """Readable point summaries of the components (e.g. ``means_``, ``covariances_``)."""
+
+    @abstractmethod
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        """Point estimates of the component parameters (posterior means), keyed as :meth:`sample_theta`'s output."""
+
+    # ----- the Pyro model protocol (see .model) -------------------------- #
+    def model_theta(self, prefix: str, n_components: int) -> dict[str, Tensor]:
+        """``pyro.sample`` the component parameters from the prior (inside the components plate)."""
+        params = self.to_standard(self.prior_natural)
+        return self.sample_theta(prefix, {k: v.expand((n_components,) + v.shape) for k, v in params.items()})
+
+    def log_likelihood(self, X: Tensor, theta: dict[str, Tensor]) -> Tensor:
+        """``(N, K)`` log-likelihood of every point under every component (one GEMM)."""
+        T, k = self.sufficient_statistics(X)
+        return self.log_likelihood_matrix(T, k, self.theta_stats(theta))
+
+    # ----- generic helpers ---------------------------------------------- #
+    def log_likelihood_matrix(self, T: Tensor, k: Tensor, s: Tensor) -> Tensor:
+        """
+        ``(N, K)`` matrix of :math:`\\langle u(x_n), s_k\\rangle + k(x_n)` as one GEMM.
+
+        :param Tensor T: statistics ``(N, S)``.
+        :param Tensor k: log carrier measure ``(N,)``.
+        :param Tensor s: ``theta_stats`` or ``expected_stats``, shape ``(K, P)``.
+        """
+        S = self.n_stats
+        c = self.constant_stats(T.dtype, T.device)
+        return torch.addmm((s[:, S:] @ c).unsqueeze(0), T, s[:, :S].T) + k.unsqueeze(1)
+
+    def update(self, phi0: Tensor, stats: Tensor, counts: Tensor) -> Tensor:
+        """
+        Conjugate update :math:`\\phi_0 + [\\sum_n r_{nk} t(x_n), N_k c]`.
+
+        :param Tensor phi0: prior ``(P,)``.
+        :param Tensor stats: ``R.T @ T``, shape ``(K, S)``.
+        :param Tensor counts: ``N_k``, shape ``(K,)``.
+        """
+        c = self.constant_stats(stats.dtype, stats.device)
+        return phi0 + torch.cat([stats, counts.unsqueeze(1) * c], dim=1)
+
+
+def _positive(value, name: str) -> None:
+    if value is not None and (isinstance(value, bool) or not float(value) > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+class BernoulliEmission(ConjugateEmission):
+    r"""
+    Independent Bernoulli features with a Beta prior per feature:
+    :math:`p_{kd}\sim\mathrm{Beta}(a_0, b_0)`, :math:`x_{nd}\sim\mathrm{Bernoulli}(p_{kd})`.
+
+    Coordinates: :math:`s(\theta) = (\mathrm{logit}\,p, \log(1-p))`,
+    :math:`u(x) = (x, 1)`, :math:`\phi = (a-1, a+b-2)`.
+
+    :param float a: prior Beta concentration of ones (default 1).
+    :param float b: prior Beta concentration of zeros (default 1).
+    """
+
+    name = "bernoulli"
+    standard_constraints = {"a": constraints.positive, "b": constraints.positive}
+
+    def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
+        _positive(a, "a")
+        _positive(b, "b")
+        self.a, self.b = a, b
+
+    def check_data(self, X: Tensor) -> None:
+        if not bool(((X == 0) | (X == 1)).all()):
+            raise ValueError("Bernoulli emissions need X with entries in {0, 1}")
+
+    def _setup(self, X: Tensor) -> Tensor:
+        self.n_features = D = X.shape[1]
+        a = torch.full((D,), float(self.a), dtype=X.dtype, device=X.device)
+        return self.from_standard({"a": a, "b": torch.full_like(a, float(self.b))})
+
+    @property
+    def n_stats(self) -> int:
+        return self.n_features
+
+    def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        return X, X.new_zeros(X.shape[0])
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        return torch.ones(self.n_features, dtype=dtype, device=device)
+
+    def _ab(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        D = self.n_features
+        a = phi[..., :D] + 1
+        return a, phi[..., D:] - phi[..., :D] + 1
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        a, b = self._ab(phi)
+        return (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)).sum(-1)
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        a, b = self._ab(phi)
+        dab = torch.digamma(a + b)
+        db = torch.digamma(b)
+        return torch.cat([torch.digamma(a) - db, db - dab], dim=-1)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        a, b = self._ab(phi)
+        return {"a": a, "b": b}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        a, b = params["a"], params["b"]
+        return torch.cat([a - 1, a + b - 2], dim=-1)
+
+    guide_constraints = {"mean": constraints.unit_interval, "total": constraints.positive}
+
+    def to_guide(self, phi: Tensor) -> dict[str, Tensor]:
+        a, b = self._ab(phi)
+        return {"mean": a / (a + b), "total": a + b}
+
+    def guide_to_standard(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        mean, total = params["mean"], params["total"]
+        return {"a": mean * total, "b": (1 - mean) * total}
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        p = pyro.sample(f"{prefix}_probs", Beta(params["a"], params["b"]).to_event(1))
+        return {"probs": p}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        tiny = torch.finfo(theta["probs"].dtype).tiny
+        p = theta["probs"].clamp(tiny, 1 - torch.finfo(theta["probs"].dtype).eps)
+        log1m = torch.log1p(-p)
+        return torch.cat([p.log() - log1m, log1m], dim=-1)
+
+    def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
+        return pdist.Bernoulli(probs=theta["probs"][z]).to_event(1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        a, b = self._ab(phi)
+        return {"probs_": a / (a + b)}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        return {"probs": self.summary(phi)["probs_"]}
+
+
+class CategoricalEmission(ConjugateEmission):
+    r"""
+    Independent categorical features (integer codes in ``[0, n_categories)``)
+    with a symmetric Dirichlet prior per feature:
+    :math:`p_{kd}\sim\mathrm{Dirichlet}(\alpha_0 1_V)`.
+
+    Coordinates: :math:`s(\theta)=\log p` (flattened ``D*V``), :math:`u(x)` the
+    one-hot code, no constant part, :math:`\phi = \alpha - 1`.
+
+    :param float concentration: Dirichlet concentration per category (default 1).
+    :param int n_categories: number of categories ``V`` (default: ``max(X) + 1``).
+    """
+
+    name = "categorical"
+    standard_constraints = {"concentration": constraints.positive}
+
+    def __init__(self, concentration: float = 1.0, n_categories: int | None = None) -> None:
+        _positive(concentration, "concentration")
+        if n_categories is not None and (isinstance(n_categories, bool) or not isinstance(n_categories, int)
+                                         or n_categories < 2):
+            raise ValueError(f"n_categories must be an int >= 2, got {n_categories!r}")
+        self.concentration, self.n_categories = concentration, n_categories
+
+    def check_data(self, X: Tensor) -> None:
+        if not bool((X == X.round()).all()) or bool((X < 0).any()):
+            raise ValueError("Categorical emissions need X of non-negative integer codes")
+        if self.n_categories is not None and bool((X >= self.n_categories).any()):
+            raise ValueError(f"X has codes >= n_categories={self.n_categories}")
+
+    def _setup(self, X: Tensor) -> Tensor:
+        self.n_features = X.shape[1]
+        self.V = self.n_categories or max(int(X.max()) + 1, 2)
+        conc = torch.full((self.n_features * self.V,), float(self.concentration), dtype=X.dtype, device=X.device)
+        return conc - 1
+
+    @property
+    def n_stats(self) -> int:
+        return self.n_features * self.V
+
+    def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        if bool((X >= self.V).any()):
+            raise ValueError(f"X has codes >= n_categories={self.V} seen at fit time")
+        onehot = torch.nn.functional.one_hot(X.long(), self.V).to(X.dtype)
+        return onehot.reshape(X.shape[0], -1), X.new_zeros(X.shape[0])
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        return torch.zeros(0, dtype=dtype, device=device)
+
+    def _alpha(self, phi: Tensor) -> Tensor:
+        return (phi + 1).reshape(phi.shape[:-1] + (self.n_features, self.V))
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        a = self._alpha(phi)
+        return (torch.lgamma(a).sum(-1) - torch.lgamma(a.sum(-1))).sum(-1)
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        a = self._alpha(phi)
+        return (torch.digamma(a) - torch.digamma(a.sum(-1, keepdim=True))).flatten(-2)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        return {"concentration": self._alpha(phi)}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        return params["concentration"].flatten(-2) - 1
+
+    guide_constraints = {"mean": constraints.simplex, "total": constraints.positive}
+
+    def to_guide(self, phi: Tensor) -> dict[str, Tensor]:
+        a = self._alpha(phi)
+        total = a.sum(-1)
+        return {"mean": a / total.unsqueeze(-1), "total": total}
+
+    def guide_to_standard(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"concentration": params["mean"] * params["total"].unsqueeze(-1)}
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"probs": pyro.sample(f"{prefix}_probs", Dirichlet(params["concentration"]).to_event(1))}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        p = theta["probs"]
+        return p.clamp_min(torch.finfo(p.dtype).tiny).log().flatten(-2)
+
+    def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
+        return _FloatCategorical(probs=theta["probs"][z]).to_event(1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        a = self._alpha(phi)
+        return {"probs_": a / a.sum(-1, keepdim=True)}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        return {"probs": self.summary(phi)["probs_"]}
+
+
+class _FloatCategorical(pdist.Categorical):
+    """Categorical whose samples are floating codes (the estimators work on floating data)."""
+
+    def sample(self, sample_shape=torch.Size()):
+        return super().sample(sample_shape).to(self.probs.dtype)
+
+
+class PoissonEmission(ConjugateEmission):
+    r"""
+    Independent Poisson counts with a Gamma prior per feature:
+    :math:`\lambda_{kd}\sim\mathrm{Gamma}(a_0, b_0)`.
+
+    Coordinates: :math:`s(\theta) = (\log\lambda, -\lambda)`, :math:`u(x) = (x, 1)`,
+    :math:`k(x) = -\sum_d\log x_d!`, :math:`\phi = (a-1, b)`.
+
+    :param float shape: prior Gamma shape (default 1).
+    :param float rate: prior Gamma rate (default ``shape / mean(X)`` per
+        feature, so the prior mean is the data mean).
+    """
+
+    name = "poisson"
+    standard_constraints = {"shape": constraints.positive, "rate": constraints.positive}
+
+    def __init__(self, shape: float = 1.0, rate: float | None = None) -> None:
+        _positive(shape, "shape")
+        _positive(rate, "rate")
+        self.shape, self.rate = shape, rate
+
+    def check_data(self, X: Tensor) -> None:
+        if not bool((X == X.round()).all()) or bool((X < 0).any()):
+            raise ValueError("Poisson emissions need X of non-negative integer counts")
+
+    def _setup(self, X: Tensor) -> Tensor:
+        self.n_features = D = X.shape[1]
+        shape = torch.full((D,), float(self.shape), dtype=X.dtype, device=X.device)
+        if self.rate is None:
+            rate = shape / X.mean(0).clamp_min(1e-3)
+        else:
+            rate = torch.full_like(shape, float(self.rate))
+        return self.from_standard({"shape": shape, "rate": rate})
+
+    @property
+    def n_stats(self) -> int:
+        return self.n_features
+
+    def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        return X, -torch.lgamma(X + 1).sum(1)
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        return torch.ones(self.n_features, dtype=dtype, device=device)
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        D = self.n_features
+        a, b = phi[..., :D] + 1, phi[..., D:]
+        return (torch.lgamma(a) - a * b.log()).sum(-1)
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        D = self.n_features
+        a, b = phi[..., :D] + 1, phi[..., D:]
+        return torch.cat([torch.digamma(a) - b.log(), -a / b], dim=-1)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        D = self.n_features
+        return {"shape": phi[..., :D] + 1, "rate": phi[..., D:]}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        return torch.cat([params["shape"] - 1, params["rate"]], dim=-1)
+
+    guide_constraints = {"shape": constraints.positive, "mean": constraints.positive}
+
+    def to_guide(self, phi: Tensor) -> dict[str, Tensor]:
+        s = self.to_standard(phi)
+        return {"shape": s["shape"], "mean": s["shape"] / s["rate"]}
+
+    def guide_to_standard(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"shape": params["shape"], "rate": params["shape"] / params["mean"]}
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"rate": pyro.sample(f"{prefix}_rate", Gamma(params["shape"], params["rate"]).to_event(1))}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        lam = theta["rate"]
+        return torch.cat([lam.clamp_min(torch.finfo(lam.dtype).tiny).log(), -lam], dim=-1)
+
+    def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
+        return pdist.Poisson(theta["rate"][z]).to_event(1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        s = self.to_standard(phi)
+        return {"rates_": s["shape"] / s["rate"]}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        return {"rate": self.summary(phi)["rates_"]}

@@ -1,0 +1,539 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+r"""
+Gaussian emissions with conjugate priors, in the conjugate-exponential form of
+:mod:`~pyro_expfam.mixture.dpmm.emissions` (``log p(x|theta) = <u(x), s(theta)> + k(x)``):
+
+- ``unit``: identity covariance, :math:`\mu\sim N(m_0, I/\kappa_0)`;
+  :math:`s = (\mu, -\|\mu\|^2/2)`, :math:`u(x) = (x, 1)`.
+- ``spherical``: covariance :math:`I/\lambda`, Normal-Gamma prior;
+  :math:`s = (\lambda\mu, -\lambda/2, -\lambda\|\mu\|^2/2, \log\lambda)`,
+  :math:`u(x) = (x, \|x\|^2, 1, D/2)`.
+- ``diag``: Normal-Gamma prior per feature; the same per feature,
+  :math:`u(x) = (x, x^2, 1, 1/2)`.
+- ``full``: Normal-Wishart prior;
+  :math:`s = (\Lambda\mu, -\Lambda/2, -\mu^T\Lambda\mu/2, \log|\Lambda|)`,
+  :math:`u(x) = (x, xx^T, 1, 1/2)`.
+
+For ``full`` the symmetric statistic :math:`xx^T` is stored packed (upper
+triangle, ``D(D+1)/2`` columns) and the matching coordinate of
+:math:`s(\theta)` carries a factor 2 off the diagonal, so the expected
+log-likelihood of all components is one ``(N x S) @ (S x K)`` product.  Every
+matrix operation goes through Cholesky factors.
+
+Default priors follow :class:`sklearn.mixture.BayesianGaussianMixture`: mean
+prior the data mean, mean precision 1, degrees of freedom ``D``, and a
+covariance prior equal to the data covariance (full), per-feature variance
+(diag) or mean variance (spherical), used as the inverse scale of the Wishart
+(a Gamma with shape :math:`\nu_0/2` and rate :math:`\sigma_0^2/2` in one dimension).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as pdist
+import torch
+from torch import Tensor
+from torch.distributions import constraints
+
+from ...distributions import Gamma, MultivariateNormal, Normal, Wishart
+from .emissions import ConjugateEmission
+
+__all__ = ["UnitGaussianEmission", "SphericalGaussianEmission", "DiagGaussianEmission", "FullGaussianEmission"]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+class _GaussianEmission(ConjugateEmission):
+    """
+    Shared hyper-parameters of the Gaussian emissions.
+
+    :param mean_prior: prior mean ``(D,)`` (default: data mean).
+    :param float mean_precision_prior: :math:`\\kappa_0`, precision of the mean
+        prior relative to the component precision (default 1).
+    :param float degrees_of_freedom_prior: :math:`\\nu_0` (default ``D``; must be > ``D - 1`` for full).
+    :param covariance_prior: inverse scale of the precision prior: a ``(D, D)``
+        matrix (full), ``(D,)`` vector (diag) or number (spherical); default from the data.
+    """
+
+    def __init__(
+        self,
+        mean_prior: Tensor | None = None,
+        mean_precision_prior: float | None = None,
+        degrees_of_freedom_prior: float | None = None,
+        covariance_prior: Tensor | float | None = None,
+    ) -> None:
+        for name, v in (("mean_precision_prior", mean_precision_prior),
+                        ("degrees_of_freedom_prior", degrees_of_freedom_prior)):
+            if v is not None and (isinstance(v, bool) or not float(v) > 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        self.mean_prior = mean_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+
+    def _common_prior(self, X: Tensor) -> tuple[Tensor, float, float]:
+        self.n_features = D = X.shape[1]
+        if self.mean_prior is None:
+            m0 = X.mean(0)
+        else:
+            m0 = torch.as_tensor(self.mean_prior, dtype=X.dtype, device=X.device).reshape(-1)
+            if m0.shape != (D,) or not bool(torch.isfinite(m0).all()):
+                raise ValueError(f"mean_prior must be a finite vector of length {D}, got shape {tuple(m0.shape)}")
+        kappa0 = 1.0 if self.mean_precision_prior is None else float(self.mean_precision_prior)
+        nu0 = float(D) if self.degrees_of_freedom_prior is None else float(self.degrees_of_freedom_prior)
+        return m0, kappa0, nu0
+
+    def _variances(self, X: Tensor) -> Tensor:
+        var = X.var(0, unbiased=X.shape[0] > 1)
+        scale = X.abs().amax(0).square().clamp_min(1.0)
+        if bool((var <= 100 * torch.finfo(X.dtype).eps * scale).any()):
+            bad = torch.nonzero(var <= 100 * torch.finfo(X.dtype).eps * scale).flatten().tolist()
+            raise ValueError(
+                f"X is singular: feature(s) {bad[:10]} are constant, so the default covariance prior is "
+                "degenerate; drop them or pass covariance_prior"
+            )
+        return var
+
+    def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        D = self.n_features
+        T = X.new_empty(X.shape[0], self.n_stats)
+        T[:, :D] = X
+        self._quadratic(X, T[:, D:])
+        return T, X.new_full((X.shape[0],), -0.5 * D * _LOG_2PI)
+
+    def _quadratic(self, X: Tensor, out: Tensor) -> None:
+        """Write the quadratic statistics of ``X`` into ``out``."""
+        raise NotImplementedError
+
+    def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
+        loc = theta["loc"][z]
+        prec = theta["precision"]
+        if prec.dim() == 3:
+            return MultivariateNormal(loc, precision_matrix=prec[z])
+        prec = prec[z]
+        if prec.dim() == 1:
+            prec = prec.unsqueeze(-1)
+        return Normal(loc, prec.rsqrt().expand_as(loc)).to_event(1)
+
+
+class UnitGaussianEmission(_GaussianEmission):
+    r"""
+    Gaussian with identity covariance and unknown mean, :math:`\mu\sim N(m_0, I/\kappa_0)`.
+    :math:`\phi = (\kappa m, \kappa)`.
+
+    :param mean_prior: prior mean (default: data mean).
+    :param float mean_precision_prior: :math:`\kappa_0` (default 1).
+    """
+
+    name = "unit"
+    standard_constraints = {"loc": constraints.real, "kappa": constraints.positive}
+
+    def __init__(self, mean_prior: Tensor | None = None, mean_precision_prior: float | None = None) -> None:
+        super().__init__(mean_prior, mean_precision_prior)
+
+    def _setup(self, X: Tensor) -> Tensor:
+        m0, kappa0, _ = self._common_prior(X)
+        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(kappa0)})
+
+    @property
+    def n_stats(self) -> int:
+        return self.n_features
+
+    def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        return X, -0.5 * X.square().sum(1) - 0.5 * self.n_features * _LOG_2PI
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        return torch.ones(1, dtype=dtype, device=device)
+
+    def _parts(self, phi):
+        kappa = phi[..., -1]
+        return phi[..., :-1] / kappa.unsqueeze(-1), kappa
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        m, kappa = self._parts(phi)
+        D = self.n_features
+        return 0.5 * kappa * m.square().sum(-1) + 0.5 * D * (_LOG_2PI - kappa.log())
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        m, kappa = self._parts(phi)
+        return torch.cat([m, (-0.5 * (m.square().sum(-1) + self.n_features / kappa)).unsqueeze(-1)], dim=-1)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa = self._parts(phi)
+        return {"loc": m, "kappa": kappa}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        kappa = params["kappa"]
+        return torch.cat([kappa.unsqueeze(-1) * params["loc"], kappa.unsqueeze(-1)], dim=-1)
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        scale = params["kappa"].rsqrt().unsqueeze(-1).expand_as(params["loc"])
+        return {"loc": pyro.sample(f"{prefix}_loc", Normal(params["loc"], scale).to_event(1))}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        mu = theta["loc"]
+        return torch.cat([mu, -0.5 * mu.square().sum(-1, keepdim=True)], dim=-1)
+
+    def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
+        loc = theta["loc"][z]
+        return Normal(loc, torch.ones_like(loc)).to_event(1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa = self._parts(phi)
+        return {"means_": m, "mean_precision_": kappa}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        return {"loc": self._parts(phi)[0]}
+
+
+class SphericalGaussianEmission(_GaussianEmission):
+    r"""
+    Gaussian with covariance :math:`I/\lambda` and a Normal-Gamma prior:
+    :math:`\lambda\sim\mathrm{Gamma}(\nu_0/2, \sigma_0^2/2)`,
+    :math:`\mu\mid\lambda\sim N(m_0, I/(\kappa_0\lambda))`.
+    :math:`\phi = (\tau, \beta, \kappa, \gamma)` with
+    :math:`m=\tau/\kappa`, shape :math:`a=\gamma-D/2+1`, rate :math:`b=(\beta-\tau\cdot m)/2`.
+    """
+
+    name = "spherical"
+    standard_constraints = {"loc": constraints.real, "kappa": constraints.positive,
+                            "shape": constraints.positive, "rate": constraints.positive}
+
+    def _setup(self, X: Tensor) -> Tensor:
+        m0, kappa0, nu0 = self._common_prior(X)
+        if self.covariance_prior is None:
+            s0 = self._variances(X).mean()
+        else:
+            s0 = torch.as_tensor(self.covariance_prior, dtype=X.dtype, device=X.device)
+            if s0.numel() != 1 or not float(s0) > 0:
+                raise ValueError(
+                    f"covariance_prior must be a positive number for spherical, got {self.covariance_prior!r}"
+                )
+            s0 = s0.reshape(())
+        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(kappa0),
+                                   "shape": m0.new_tensor(nu0 / 2), "rate": s0 / 2})
+
+    @property
+    def n_stats(self) -> int:
+        return self.n_features + 1
+
+    def _quadratic(self, X: Tensor, out: Tensor) -> None:
+        torch.sum(X.square(), 1, keepdim=True, out=out)
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        return torch.tensor([1.0, 0.5 * self.n_features], dtype=dtype, device=device)
+
+    def _parts(self, phi):
+        D = self.n_features
+        tau, beta, kappa, gamma = phi[..., :D], phi[..., D], phi[..., D + 1], phi[..., D + 2]
+        m = tau / kappa.unsqueeze(-1)
+        return m, kappa, gamma - 0.5 * D + 1, 0.5 * (beta - (tau * m).sum(-1))
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        m, kappa, a, b = self._parts(phi)
+        return 0.5 * self.n_features * (_LOG_2PI - kappa.log()) + torch.lgamma(a) - a * b.log()
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        m, kappa, a, b = self._parts(phi)
+        e_lam = a / b
+        return torch.cat([
+            e_lam.unsqueeze(-1) * m,
+            (-0.5 * e_lam).unsqueeze(-1),
+            (-0.5 * (e_lam * m.square().sum(-1) + self.n_features / kappa)).unsqueeze(-1),
+            (torch.digamma(a) - b.log()).unsqueeze(-1),
+        ], dim=-1)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, a, b = self._parts(phi)
+        return {"loc": m, "kappa": kappa, "shape": a, "rate": b}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        m, kappa, a, b = params["loc"], params["kappa"], params["shape"], params["rate"]
+        D = self.n_features
+        beta = 2 * b + kappa * m.square().sum(-1)
+        return torch.cat([kappa.unsqueeze(-1) * m, beta.unsqueeze(-1), kappa.unsqueeze(-1),
+                          (a - 1 + 0.5 * D).unsqueeze(-1)], dim=-1)
+
+    guide_constraints = {"loc": constraints.real, "kappa": constraints.positive,
+                         "shape": constraints.positive, "mean_precision": constraints.positive}
+
+    def to_guide(self, phi: Tensor) -> dict[str, Tensor]:
+        s = self.to_standard(phi)
+        return {"loc": s["loc"], "kappa": s["kappa"], "shape": s["shape"], "mean_precision": s["shape"] / s["rate"]}
+
+    def guide_to_standard(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {"loc": params["loc"], "kappa": params["kappa"], "shape": params["shape"],
+                "rate": params["shape"] / params["mean_precision"]}
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        lam = pyro.sample(f"{prefix}_precision", Gamma(params["shape"], params["rate"]))
+        scale = (params["kappa"] * lam).rsqrt().unsqueeze(-1).expand_as(params["loc"])
+        return {"precision": lam, "loc": pyro.sample(f"{prefix}_loc", Normal(params["loc"], scale).to_event(1))}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        lam, mu = theta["precision"], theta["loc"]
+        return torch.cat([lam.unsqueeze(-1) * mu, (-0.5 * lam).unsqueeze(-1),
+                          (-0.5 * lam * mu.square().sum(-1)).unsqueeze(-1), lam.log().unsqueeze(-1)], dim=-1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, a, b = self._parts(phi)
+        return {"means_": m, "covariances_": b / a, "precisions_": a / b, "mean_precision_": kappa,
+                "degrees_of_freedom_": 2 * a}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        m, _, a, b = self._parts(phi)
+        return {"loc": m, "precision": a / b}
+
+
+class DiagGaussianEmission(_GaussianEmission):
+    r"""
+    Gaussian with diagonal covariance and an independent Normal-Gamma prior per
+    feature: :math:`\lambda_d\sim\mathrm{Gamma}(\nu_0/2, \sigma_{0d}^2/2)`,
+    :math:`\mu_d\mid\lambda_d\sim N(m_{0d}, 1/(\kappa_0\lambda_d))`.
+    :math:`\phi = (\tau, \beta, \kappa, \gamma)`, each of length ``D``.
+    """
+
+    name = "diag"
+    standard_constraints = SphericalGaussianEmission.standard_constraints
+    guide_constraints = SphericalGaussianEmission.guide_constraints
+    to_guide = SphericalGaussianEmission.to_guide
+    guide_to_standard = SphericalGaussianEmission.guide_to_standard
+
+    def _setup(self, X: Tensor) -> Tensor:
+        m0, kappa0, nu0 = self._common_prior(X)
+        D = self.n_features
+        if self.covariance_prior is None:
+            s0 = self._variances(X)
+        else:
+            s0 = torch.as_tensor(self.covariance_prior, dtype=X.dtype, device=X.device).reshape(-1).expand(D)
+            if not bool((s0 > 0).all()):
+                raise ValueError("covariance_prior must be positive (a number or a vector of length D) for diag")
+        ones = torch.ones_like(m0)
+        return self.from_standard({"loc": m0, "kappa": kappa0 * ones, "shape": 0.5 * nu0 * ones, "rate": s0 / 2})
+
+    @property
+    def n_stats(self) -> int:
+        return 2 * self.n_features
+
+    def _quadratic(self, X: Tensor, out: Tensor) -> None:
+        torch.mul(X, X, out=out)
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        D = self.n_features
+        return torch.cat([torch.ones(D, dtype=dtype, device=device), torch.full((D,), 0.5, dtype=dtype, device=device)])
+
+    def _parts(self, phi):
+        tau, beta, kappa, gamma = phi.unflatten(-1, (4, self.n_features)).unbind(-2)
+        m = tau / kappa
+        return m, kappa, gamma + 0.5, 0.5 * (beta - tau * m)
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        m, kappa, a, b = self._parts(phi)
+        return (0.5 * (_LOG_2PI - kappa.log()) + torch.lgamma(a) - a * b.log()).sum(-1)
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        m, kappa, a, b = self._parts(phi)
+        e_lam = a / b
+        return torch.cat([e_lam * m, -0.5 * e_lam, -0.5 * (e_lam * m.square() + 1 / kappa),
+                          torch.digamma(a) - b.log()], dim=-1)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, a, b = self._parts(phi)
+        return {"loc": m, "kappa": kappa, "shape": a, "rate": b}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        m, kappa, a, b = params["loc"], params["kappa"], params["shape"], params["rate"]
+        return torch.cat([kappa * m, 2 * b + kappa * m.square(), kappa, a - 0.5], dim=-1)
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        lam = pyro.sample(f"{prefix}_precision", Gamma(params["shape"], params["rate"]).to_event(1))
+        loc = pyro.sample(f"{prefix}_loc", Normal(params["loc"], (params["kappa"] * lam).rsqrt()).to_event(1))
+        return {"precision": lam, "loc": loc}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        lam, mu = theta["precision"], theta["loc"]
+        return torch.cat([lam * mu, -0.5 * lam, -0.5 * lam * mu.square(), lam.log()], dim=-1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, a, b = self._parts(phi)
+        return {"means_": m, "covariances_": b / a, "precisions_": a / b, "mean_precision_": kappa[..., 0],
+                "degrees_of_freedom_": 2 * a[..., 0]}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        m, _, a, b = self._parts(phi)
+        return {"loc": m, "precision": a / b}
+
+
+class FullGaussianEmission(_GaussianEmission):
+    r"""
+    Gaussian with full covariance and a Normal-Wishart prior:
+    :math:`\Lambda\sim\mathcal W(\nu_0, W_0)` with :math:`W_0^{-1}` the covariance
+    prior, :math:`\mu\mid\Lambda\sim N(m_0, (\kappa_0\Lambda)^{-1})`.
+    :math:`\phi = (\tau, B, \kappa, \gamma)` with ``B`` packed, and
+    :math:`m=\tau/\kappa`, :math:`\nu = 2\gamma + D`, :math:`W^{-1} = B - \kappa m m^T`.
+    """
+
+    name = "full"
+    standard_constraints = {"loc": constraints.real, "kappa": constraints.positive,
+                            "df": constraints.positive, "scale_tril": constraints.lower_cholesky}
+
+    def _set_dim(self, D: int, device) -> None:
+        self.n_features = D
+        iu = torch.triu_indices(D, D, device=device)
+        self._iu0, self._iu1 = iu[0], iu[1]
+
+    def set_dims(self, dims: dict[str, int], prior_natural: Tensor) -> None:
+        super().set_dims(dims, prior_natural)
+        self._set_dim(self.n_features, prior_natural.device)
+
+    def _index(self, device):
+        if self._iu0.device != device:
+            self._iu0, self._iu1 = self._iu0.to(device), self._iu1.to(device)
+        return self._iu0, self._iu1
+
+    def _setup(self, X: Tensor) -> Tensor:
+        m0, kappa0, nu0 = self._common_prior(X)
+        D = self.n_features
+        self._set_dim(D, X.device)
+        if nu0 <= D - 1:
+            raise ValueError(f"degrees_of_freedom_prior must be > n_features - 1 = {D - 1}, got {nu0}")
+        if self.covariance_prior is None:
+            self._variances(X)  # clear message for constant features
+            cov = torch.cov(X.T).reshape(D, D) if X.shape[0] > 1 else torch.eye(D, dtype=X.dtype, device=X.device)
+        else:
+            cov = torch.as_tensor(self.covariance_prior, dtype=X.dtype, device=X.device)
+            if cov.shape != (D, D):
+                raise ValueError(f"covariance_prior must be a ({D}, {D}) matrix for full, got shape {tuple(cov.shape)}")
+        evals = torch.linalg.eigvalsh(cov)
+        if not bool(evals[0] > 1e3 * torch.finfo(X.dtype).eps * evals[-1].clamp_min(torch.finfo(X.dtype).tiny)):
+            raise ValueError(
+                "X is singular: its covariance matrix is (numerically) rank deficient, e.g. collinear or "
+                "duplicated features; remove them, use covariance_type='diag', or pass covariance_prior"
+            )
+        L0 = torch.linalg.cholesky(cov)
+        W0_tril = torch.linalg.cholesky(torch.cholesky_inverse(L0))
+        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(kappa0), "df": m0.new_tensor(nu0),
+                                   "scale_tril": W0_tril})
+
+    @property
+    def n_stats(self) -> int:
+        D = self.n_features
+        return D + D * (D + 1) // 2
+
+    def _quadratic(self, X: Tensor, out: Tensor) -> None:
+        # row i of the upper triangle, x_i * x_{i:}, in the order of torch.triu_indices
+        pos = 0
+        for i in range(self.n_features):
+            w = self.n_features - i
+            torch.mul(X[:, i : i + 1], X[:, i:], out=out[:, pos : pos + w])
+            pos += w
+
+    def constant_stats(self, dtype, device) -> Tensor:
+        return torch.tensor([1.0, 0.5], dtype=dtype, device=device)
+
+    def _pack(self, M: Tensor) -> Tensor:
+        iu0, iu1 = self._index(M.device)
+        return M[..., iu0, iu1]
+
+    def _unpack(self, v: Tensor) -> Tensor:
+        iu0, iu1 = self._index(v.device)
+        D = self.n_features
+        M = v.new_zeros(v.shape[:-1] + (D, D))
+        M[..., iu0, iu1] = v
+        M[..., iu1, iu0] = v
+        return M
+
+    def _dual(self, M: Tensor) -> Tensor:
+        """Pack a symmetric matrix in the coordinates dual to the packed statistics (off-diagonal doubled)."""
+        iu0, iu1 = self._index(M.device)
+        return M[..., iu0, iu1] * torch.where(iu0 == iu1, 1.0, 2.0).to(M.dtype)
+
+    def _parts(self, phi):
+        D = self.n_features
+        S = self.n_stats
+        tau, kappa, gamma = phi[..., :D], phi[..., S], phi[..., S + 1]
+        m = tau / kappa.unsqueeze(-1)
+        winv = self._unpack(phi[..., D:S]) - kappa[..., None, None] * m.unsqueeze(-1) * m.unsqueeze(-2)
+        L, info = torch.linalg.cholesky_ex(winv)
+        if bool((info > 0).any()):
+            raise ValueError(
+                "Normal-Wishart posterior scale is not positive definite; the data may be singular or the dtype "
+                "too narrow (try float64)"
+            )
+        return m, kappa, 2 * gamma + D, L
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        m, kappa, nu, L = self._parts(phi)
+        D = self.n_features
+        logdet_winv = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return (0.5 * D * (_LOG_2PI - kappa.log()) + 0.5 * nu * D * math.log(2) - 0.5 * nu * logdet_winv
+                + torch.mvlgamma(0.5 * nu, D))
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        m, kappa, nu, L = self._parts(phi)
+        D = self.n_features
+        W = torch.cholesky_inverse(L)
+        nuW = nu[..., None, None] * W
+        Linv_m = torch.linalg.solve_triangular(L, m.unsqueeze(-1), upper=False).squeeze(-1)
+        quad = nu * Linv_m.square().sum(-1) + D / kappa
+        i = torch.arange(D, dtype=phi.dtype, device=phi.device)
+        e_logdet = (torch.digamma(0.5 * (nu.unsqueeze(-1) - i)).sum(-1) + D * math.log(2)
+                    - 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1))
+        return torch.cat([(nuW @ m.unsqueeze(-1)).squeeze(-1), self._dual(-0.5 * nuW),
+                          (-0.5 * quad).unsqueeze(-1), e_logdet.unsqueeze(-1)], dim=-1)
+
+    def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, nu, L = self._parts(phi)
+        return {"loc": m, "kappa": kappa, "df": nu, "scale_tril": torch.linalg.cholesky(torch.cholesky_inverse(L))}
+
+    def from_standard(self, params: dict[str, Tensor]) -> Tensor:
+        m, kappa, nu, LW = params["loc"], params["kappa"], params["df"], params["scale_tril"]
+        winv = torch.cholesky_inverse(LW)
+        B = winv + kappa[..., None, None] * m.unsqueeze(-1) * m.unsqueeze(-2)
+        gamma = 0.5 * (nu - self.n_features)
+        return torch.cat([kappa.unsqueeze(-1) * m, self._pack(B), kappa.unsqueeze(-1), gamma.unsqueeze(-1)], dim=-1)
+
+    @property
+    def guide_constraints(self) -> dict[str, constraints.Constraint]:
+        return {"loc": constraints.real, "kappa": constraints.positive,
+                "df": constraints.greater_than(self.n_features - 1), "cov_tril": constraints.lower_cholesky}
+
+    def to_guide(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, nu, L = self._parts(phi)
+        # cov_tril: Cholesky factor of E[Lambda]^{-1} = W^{-1} / nu, of the data's scale
+        return {"loc": m, "kappa": kappa, "df": nu, "cov_tril": L / nu.sqrt()[..., None, None]}
+
+    def guide_to_standard(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        nu = params["df"]
+        W = torch.cholesky_inverse(params["cov_tril"]) / nu[..., None, None]
+        return {"loc": params["loc"], "kappa": params["kappa"], "df": nu, "scale_tril": torch.linalg.cholesky(W)}
+
+    def sample_theta(self, prefix: str, params: dict[str, Tensor]) -> dict[str, Tensor]:
+        prec = pyro.sample(f"{prefix}_precision", Wishart(params["df"], scale_tril=params["scale_tril"]))
+        prec = 0.5 * (prec + prec.transpose(-1, -2))
+        loc = pyro.sample(f"{prefix}_loc",
+                          MultivariateNormal(params["loc"], precision_matrix=params["kappa"][..., None, None] * prec))
+        return {"precision": prec, "loc": loc}
+
+    def theta_stats(self, theta: dict[str, Tensor]) -> Tensor:
+        prec, mu = theta["precision"], theta["loc"]
+        prec_mu = (prec @ mu.unsqueeze(-1)).squeeze(-1)
+        logdet = 2 * torch.linalg.cholesky(prec).diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return torch.cat([prec_mu, self._dual(-0.5 * prec), (-0.5 * (mu * prec_mu).sum(-1)).unsqueeze(-1),
+                          logdet.unsqueeze(-1)], dim=-1)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        m, kappa, nu, L = self._parts(phi)
+        L_nu = L / nu.sqrt()[..., None, None]  # cholesky of W^{-1}/nu = E[Lambda]^{-1}
+        cov = L_nu @ L_nu.transpose(-1, -2)
+        prec = torch.cholesky_inverse(L_nu)
+        return {"means_": m, "covariances_": cov, "precisions_": prec,
+                "precisions_cholesky_": torch.linalg.cholesky(prec), "mean_precision_": kappa,
+                "degrees_of_freedom_": nu}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        s = self.summary(phi)
+        return {"loc": s["means_"], "precision": s["precisions_"]}
