@@ -1,9 +1,11 @@
 # Copyright Contributors to the pyro_expfam project.
 # SPDX-License-Identifier: Apache-2.0
 """
-pytest configuration for ``python -m pytest --nbval-lax notebooks/``: the notebook kernels are
-separate processes, so put the repository root on their ``PYTHONPATH``; the tutorials then import
-this checkout of ``pyro_expfam`` even when it is not installed (CI installs it with ``pip install -e``).
+pytest configuration for the tutorial notebooks (run by ``python -m pytest``, which passes
+``--nbval-lax``): the notebook kernels are separate processes, so put the repository root on their
+``PYTHONPATH``; the tutorials then import this checkout of ``pyro_expfam`` even when it is not
+installed.  Under pytest the tutorials run at reduced size: their ``smoke_test`` switch reads
+``"CI" in os.environ``, as in Pyro's tutorials, so it is set here for the kernels.
 """
 
 import os
@@ -11,3 +13,4 @@ from pathlib import Path
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+os.environ.setdefault("CI", "true")
