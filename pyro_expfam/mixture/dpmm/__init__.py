@@ -3,8 +3,8 @@
 """
 Truncated stick-breaking Dirichlet-process mixtures with conjugate emissions:
 
-- :mod:`~pyro_expfam.mixture.dpmm.emissions`, :mod:`~pyro_expfam.mixture.dpmm.gaussian`: conjugate emission families in natural
-  parameters (Gaussian unit/spherical/diag/full, Bernoulli, categorical, Poisson);
+- :mod:`~pyro_expfam.mixture.dpmm.emissions`, :mod:`~pyro_expfam.mixture.dpmm.gaussian`: conjugate
+  emission families in natural parameters (Gaussian unit/spherical/diag/full, Bernoulli, categorical, Poisson);
 - :mod:`~pyro_expfam.mixture.dpmm.cavi`: exact-ELBO coordinate ascent (with merge moves) and stochastic
   natural-gradient VI;
 - :mod:`~pyro_expfam.mixture.dpmm.model`: the Pyro model/guide pair for ``SVI`` + ``TraceEnum_ELBO``;

@@ -1,0 +1,224 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+"""
+Overlapping clusters of *any* family of the core whose product is exact
+(:class:`ExpFamClusters`), and :func:`make_cluster_family`, which resolves the
+``family`` argument of the models.
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+from torch.distributions import biject_to
+
+from ...distributions import Bernoulli, Categorical, ExponentialFamily, MultivariateNormal, Normal, OneHotCategorical
+from ...util import as_data_tensor
+from .families import (
+    BernoulliClusters,
+    CategoricalClusters,
+    ClusterFamily,
+    MultivariateNormalClusters,
+    NormalClusters,
+    _positive,
+)
+from .likelihood import ExpFamLayout
+
+__all__ = ["ExpFamClusters", "make_cluster_family"]
+
+
+class ExpFamClusters(ClusterFamily):
+    r"""
+    Any family of the core whose normalised product is exact (constant carrier
+    measure, or one linear in :math:`t` — then the carrier shift is added per
+    active cluster).  ``template`` is a member whose batch shape is the
+    feature shape of one data point.
+
+    Prior: the Diaconis-Ylvisaker conjugate prior
+    :math:`p(\eta_k) \propto \exp(\nu(\langle\eta_k, \mu_0\rangle - A(\eta_k)))`
+    with :math:`\mu_0` the data's mean sufficient statistics and
+    :math:`\nu` = ``prior_strength`` pseudo-observations, on unconstrained
+    sites ``"cluster_natural_<i>"`` (one per natural parameter, mapped to the
+    natural parameter space by ``biject_to``; the Jacobian is included).  Its
+    normalising constant is not needed for MAP or mean-field fitting, but the
+    prior cannot be sampled (``Predictive`` works with a fitted guide only).
+    Background: the data's maximum-likelihood fit tempered to
+    ``background_weight`` times its natural parameter (a broad member).
+
+    :param ExponentialFamily template: a member of the family.
+    :param float prior_strength: ``ν``.
+    :param float background_weight: tempering of the background (in (0, 1]).
+    :raises NotImplementedError: if the family's product is not exact.
+    """
+
+    def __init__(self, template: ExponentialFamily, prior_strength: float = 1.0, background_weight: float = 0.1):
+        super().__init__()
+        ExpFamLayout(template)  # refuse families whose product leaves the family, with their reason
+        self._template = template
+        self.prior_strength = _positive("prior_strength", prior_strength)
+        self.background_weight = _positive("background_weight", background_weight)
+        self._transforms = []
+        for i, c in enumerate(type(template)._natural_param_constraints):
+            try:
+                self._transforms.append(biject_to(c))
+            except NotImplementedError as e:
+                raise NotImplementedError(
+                    f"{type(template).__name__}: natural parameter {i} has constraint {c} without a bijection "
+                    "from the reals; use the family's dedicated cluster family"
+                ) from e
+
+    def config(self) -> dict:
+        return {"prior_strength": self.prior_strength, "background_weight": self.background_weight}
+
+    def _build(self) -> None:
+        super()._build()
+        # sums of natural parameters (plus carrier shifts) may leave the space, e.g. Beta shapes < 1
+        self.layout.validate_sets = True
+
+    def check_data(self, X, name: str = "X") -> Tensor:
+        event = self._template.batch_shape + self._template.event_shape
+        X = as_data_tensor(X, name, ndim=1 + len(event))
+        if X.shape[1:] != event:
+            raise ValueError(f"{name} must have points of shape {tuple(event)}, got {tuple(X.shape[1:])}")
+        ok = self._template.support.check(X)
+        if not bool(ok.all()):
+            raise ValueError(f"{name} holds values outside the support of {type(self._template).__name__}")
+        return X
+
+    def _setup(self, X: Tensor) -> dict[str, Tensor]:
+        eta = self._template._expanded_natural_params()
+        template = type(self._template)._from_natural_params(
+            *(p.to(dtype=X.dtype, device=X.device) for p in eta), **self._template._fixed_params()
+        )
+        layout = ExpFamLayout(template)
+        stats = layout.statistics(X)[..., : layout.dim]
+        mean = stats.mean(0)
+        try:
+            fit = type(template).from_mean_parameters(*layout.unflatten(mean), **template._fixed_params())
+            eta_ml = layout.flatten(fit._expanded_natural_params())
+        except (NotImplementedError, ValueError):
+            eta_ml = layout.flatten(template._expanded_natural_params())
+        eta0 = self.background_weight * eta_ml
+        layout.check_natural(eta0)
+        return {"mean_statistics": mean, "background": eta0}
+
+    def template(self) -> ExponentialFamily:
+        eta0 = self.hyper["background"]
+        params = self._template._expanded_natural_params()
+        shapes = [p.shape for p in params]
+        parts = eta0.split([p.numel() for p in params])
+        return type(self._template)._from_natural_params(
+            *(q.reshape(s) for q, s in zip(parts, shapes, strict=True)), **self._template._fixed_params()
+        )
+
+    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
+        return {f"cluster_natural_{i}": torch.Size((num_clusters,) + s) for i, s in enumerate(self.layout.param_shapes)}
+
+    def _eta(self, values: dict[str, Tensor]) -> tuple[list[Tensor], Tensor]:
+        etas, log_jac = [], 0.0
+        for (name, shape), t in zip(self.sites(1).items(), self._transforms, strict=True):
+            u = values[name]
+            eta = t(u)
+            ldj = t.log_abs_det_jacobian(u, eta)
+            nprefix = u.dim() - len(shape)
+            log_jac = log_jac + ldj.sum(tuple(range(nprefix, ldj.dim())))
+            etas.append(eta)
+        return etas, log_jac
+
+    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
+        values = {}
+        for name, shape in self.sites(num_clusters).items():
+            base = dist.ImproperUniform(torch.distributions.constraints.real, torch.Size(), shape)
+            values[name] = pyro.sample(name, base)
+        etas, log_jac = self._eta(values)
+        mu0 = self.layout.unflatten(self.hyper["mean_statistics"])
+        inner = 0.0
+        for e, m, s in zip(etas, mu0, self.layout.param_shapes, strict=True):
+            inner = inner + (e * m).sum(tuple(range(e.dim() - len(s) - 1, e.dim())))
+        log_norm = self.layout.template._log_normalizer(*etas)
+        nf = 1 + len(self.layout.feature_shape)
+        log_norm = log_norm.sum(tuple(range(log_norm.dim() - nf, log_norm.dim())))
+        pyro.factor("cluster_conjugate_prior", self.prior_strength * (inner - log_norm) + log_jac)
+        return values
+
+    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
+        return tuple(self._eta(values)[0])
+
+    def init_values(self, X: Tensor, num_clusters: int, generator: torch.Generator | None) -> dict[str, Tensor]:
+        layout = self.layout
+        stats = layout.statistics(X)[..., : layout.dim]
+        perm = torch.randperm(X.shape[0], generator=generator).to(X.device)
+        chunks = perm.chunk(num_clusters)
+        means = torch.stack(
+            [stats[c].mean(0) for c in chunks] + [self.hyper["mean_statistics"]] * (num_clusters - len(chunks))
+        )
+        cls, fixed = layout.family, layout.fixed
+        try:
+            fit = cls.from_mean_parameters(*layout.unflatten(means), **fixed)
+            etas = fit._expanded_natural_params()
+        except (NotImplementedError, ValueError):
+            etas = [p.expand((num_clusters,) + p.shape) for p in layout.template._expanded_natural_params()]
+        return {
+            name: t.inv(e).clone()
+            for (name, _), t, e in zip(self.sites(num_clusters).items(), self._transforms, etas, strict=True)
+        }
+
+
+_BY_NAME = {
+    "bernoulli": BernoulliClusters,
+    "normal": NormalClusters,
+    "normal_diag": NormalClusters,
+    "diag": NormalClusters,
+    "normal_full": MultivariateNormalClusters,
+    "full": MultivariateNormalClusters,
+    "multivariate_normal": MultivariateNormalClusters,
+    "categorical": CategoricalClusters,
+    "one_hot_categorical": lambda: CategoricalClusters(one_hot=True),
+}
+_BY_CLASS = {
+    Bernoulli: BernoulliClusters,
+    Normal: NormalClusters,
+    MultivariateNormal: MultivariateNormalClusters,
+    Categorical: CategoricalClusters,
+    OneHotCategorical: lambda: CategoricalClusters(one_hot=True),
+}
+
+
+def make_cluster_family(family) -> ClusterFamily:
+    """
+    Resolve ``family`` to a :class:`ClusterFamily`: an instance is returned as
+    is; a name (``"bernoulli"``, ``"normal"``/``"normal_diag"``,
+    ``"normal_full"``/``"multivariate_normal"``, ``"categorical"``,
+    ``"one_hot_categorical"``) or a distribution class of the core with a
+    dedicated cluster family gives that family with default hyperparameters;
+    any other :class:`ExponentialFamily` *instance* gives
+    :class:`ExpFamClusters` around it.
+
+    :raises NotImplementedError: if the family's product is not exact.
+    :raises TypeError: for anything else.
+    """
+    if isinstance(family, ClusterFamily):
+        return family
+    if isinstance(family, str):
+        key = family.lower().replace("-", "_")
+        if key not in _BY_NAME:
+            raise ValueError(f"unknown family {family!r}; expected one of {sorted(_BY_NAME)}")
+        return _BY_NAME[key]()
+    if isinstance(family, type):
+        if family in _BY_CLASS:
+            return _BY_CLASS[family]()
+        if issubclass(family, ExponentialFamily):
+            if family._product_refusal is not None:
+                raise NotImplementedError(
+                    f"The normalised product of {family.__name__} densities is not a {family.__name__}: "
+                    f"{family._product_refusal}"
+                )
+            raise TypeError(
+                f"pass an instance of {family.__name__} whose batch shape is the feature shape of one data point "
+                "(e.g. family(torch.ones(D)))"
+            )
+    if isinstance(family, ExponentialFamily):
+        return ExpFamClusters(family)
+    raise TypeError(f"family must be a name, a ClusterFamily or an ExponentialFamily, got {type(family).__name__}")
