@@ -26,6 +26,7 @@ def demo(
     seed: int = 0,
     progress: bool = True,
     verbose: bool = True,
+    figure: str | None = None,
 ) -> float:
     """
     Fit an overlapping mixture of Bernoulli clusters to planted "bars" data
@@ -43,6 +44,8 @@ def demo(
     :param int seed: random seed (data and fit).
     :param bool progress: show a progress bar.
     :param bool verbose: print the report.
+    :param str figure: if given, save a figure of the truth against what was
+        recovered (bars and membership heat-maps) to this path (needs matplotlib).
     :returns: membership accuracy in [0, 1].
     """
     data = make_overlapping_bars(num_points, num_clusters, side=side, seed=seed)
@@ -75,4 +78,48 @@ def demo(
         print("members per bar, true:    ", [int(v) for v in true_sizes])
         print("members per bar, learned: ", [int(v) for v in found_sizes])
         print(f"membership accuracy: {accuracy:.1%} of {data.Z.numel()} entries")
+    if figure is not None:
+        probs = model.membership_probs(data.X)
+        _save_figure(figure, data, model.cluster_distributions().probs, probs, perm, side)
+        if verbose:
+            print(f"figure saved to {figure}")
     return accuracy
+
+
+def _save_figure(path: str, data, learned_probs: torch.Tensor, membership: torch.Tensor, perm, side: int) -> None:
+    """Truth vs recovered: each planted bar next to its matched cluster, and membership heat-maps."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - matplotlib is in the test extra
+        raise ImportError("saving the demo figure needs matplotlib: pip install matplotlib") from e
+    K = data.Z.shape[1]
+    order = [int(j) for j in perm]
+    shown = min(60, data.Z.shape[0])
+    fig = plt.figure(figsize=(2.0 * K + 1, 6.5), constrained_layout=True)
+    grid = fig.add_gridspec(3, K)
+    for k in range(K):
+        ax = fig.add_subplot(grid[0, k])
+        ax.imshow(torch.sigmoid(data.params["logits"][k]).reshape(side, side).cpu(), cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(f"planted bar {k}", fontsize=9)
+        ax.axis("off")
+        ax = fig.add_subplot(grid[1, k])
+        j = order[k]
+        if j >= 0:
+            ax.imshow(learned_probs[j].reshape(side, side).detach().cpu(), cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(f"learned cluster {j}", fontsize=9)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[2, : K // 2 or 1])
+    ax.imshow(data.Z[:shown].T.cpu(), aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(f"true memberships (first {shown} points)", fontsize=9)
+    ax.set_ylabel("bar")
+    ax.set_xlabel("data point")
+    ax = fig.add_subplot(grid[2, K // 2 or 1 :] if K > 1 else grid[2, 0])
+    matched = torch.stack([membership[:shown, j] if j >= 0 else torch.zeros(shown) for j in order])
+    ax.imshow(matched.detach().cpu(), aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title("posterior P(z = 1 | x), matched clusters", fontsize=9)
+    ax.set_xlabel("data point")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
