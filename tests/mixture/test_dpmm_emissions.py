@@ -145,3 +145,201 @@ def test_bad_emission_input():
         FullGaussianEmission(degrees_of_freedom_prior=0.5).setup(torch.randn(10, 3))
     with pytest.raises(ValueError, match="mean_precision_prior"):
         FullGaussianEmission(mean_precision_prior=-1.0)
+
+
+# --------------------------------------------------------------------------- #
+# Delegation to the core families (pyro_expfam.distributions / .conjugate)
+# --------------------------------------------------------------------------- #
+CORE = ["unit", "diag", "full", "bernoulli", "categorical", "poisson"]  # emissions with a linear map to a core family
+
+
+def _build(name: str):
+    g = torch.Generator().manual_seed(0)
+    X = _data(name, g)
+    em = EMISSIONS[name]()
+    phi0 = em.setup(X)
+    T, _ = em.sufficient_statistics(X)
+    R = torch.softmax(torch.randn(N, K, generator=g, dtype=torch.float64), 1)
+    return em, phi0, em.update(phi0, R.T @ T, R.sum(0))
+
+
+def _theta_from_core(name: str, value: torch.Tensor) -> dict:
+    """A core family's sample (leading dims flattened) as the emission's ``theta`` dict."""
+    if name == "unit":
+        return {"loc": value}
+    if name == "diag":
+        return {"loc": value[..., 0], "precision": value[..., 1]}
+    if name == "full":
+        return {"loc": value[..., 0, :], "precision": value[..., 1:, :]}
+    return {"rate" if name == "poisson" else "probs": value}
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_core_density_is_q_theta_given_phi(name):
+    """
+    ``log q(theta | phi) = <phi, s(theta)> - Z(phi)`` equals the core family's own ``log_prob`` (summed over
+    features) at draws from the core distribution: checks the linear map eta(phi), ``log_partition`` (its
+    constant included, which the gradient and KL checks cannot see) and ``theta_stats`` together.  For ``full``
+    ``log_partition`` is the local closed form, so this also pins it to NormalWishart.
+    """
+    em, _, phi = _build(name)
+    core = em.core_distribution(phi)
+    torch.manual_seed(0)
+    value = core.sample((50,))
+    log_prob = core.log_prob(value)  # (50, K) + feature batch
+    if em.core_feature_dims:
+        log_prob = log_prob.sum(tuple(range(-em.core_feature_dims, 0)))
+    flat = value.reshape((50 * K,) + value.shape[2:])
+    s = em.theta_stats(_theta_from_core(name, flat)).reshape(50, K, -1)
+    expected = (s * phi).sum(-1) - em.log_partition(phi)
+    torch.testing.assert_close(log_prob, expected, rtol=1e-9, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_core_mean_parameter_maps(name):
+    """E[s] = L E[T] and its inverse, against the core's closed-form mean parameters; KL reuses them consistently."""
+    em, phi0, phi = _build(name)
+    mean = em.core_distribution(phi).mean_parameters()
+    expected = em.expected_stats(phi)
+    torch.testing.assert_close(expected, em.stats_from_core_mean(mean), rtol=1e-10, atol=1e-10)
+    back = em.core_mean_from_stats(expected)
+    if name == "unit":
+        assert back is None  # L is not invertible (one kappa tied to every feature)
+    else:
+        for b, m in zip(back, mean, strict=True):
+            torch.testing.assert_close(b, m, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(em.kl(phi, phi0, expected), em.kl(phi, phi0), rtol=1e-10, atol=1e-10)
+
+
+def _normal_kl_at_mean_precision(m, kappa, m0, kappa0, e_lam):
+    """
+    E_lam[KL(N(m, 1/(kappa lam)) || N(m0, 1/(kappa0 lam)))]: the KL is affine in lam, so it equals the KL at
+    lam = E[lam] (torch's closed-form Normal KL, summed over the last dimension).
+    """
+    scale = (kappa * e_lam).rsqrt().unsqueeze(-1).expand_as(m)
+    scale0 = (kappa0 * e_lam).rsqrt().unsqueeze(-1).expand_as(m)
+    return torch.distributions.kl_divergence(torch.distributions.Normal(m, scale),
+                                             torch.distributions.Normal(m0, scale0)).sum(-1)
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "categorical", "poisson", "unit", "diag", "spherical"])
+def test_kl_matches_torch_closed_forms(name):
+    """The emission KL against torch's registered KLs of the standard parametrisation (independent of the maps)."""
+    em, phi0, phi = _build(name)
+    std, std0 = em.to_standard(phi), em.to_standard(phi0)
+    kl = torch.distributions.kl_divergence
+    td = torch.distributions
+    if name == "bernoulli":
+        ref = kl(td.Beta(std["a"], std["b"]), td.Beta(std0["a"], std0["b"])).sum(-1)
+    elif name == "categorical":
+        ref = kl(td.Dirichlet(std["concentration"]), td.Dirichlet(std0["concentration"])).sum(-1)
+    elif name == "poisson":
+        ref = kl(td.Gamma(std["shape"], std["rate"]), td.Gamma(std0["shape"], std0["rate"])).sum(-1)
+    elif name == "unit":
+        ref = _normal_kl_at_mean_precision(std["loc"], std["kappa"], std0["loc"], std0["kappa"], 1.0)
+    elif name == "diag":  # per feature: Gamma KL of the precision + expected Normal KL of the mean
+        gamma = kl(td.Gamma(std["shape"], std["rate"]), td.Gamma(std0["shape"], std0["rate"]))
+        e_lam = std["shape"] / std["rate"]  # the Normal KL is affine in the precision: evaluate it at E[lambda]
+        normal = kl(td.Normal(std["loc"], (std["kappa"] * e_lam).rsqrt()),
+                    td.Normal(std0["loc"], (std0["kappa"] * e_lam).rsqrt()))
+        ref = (gamma + normal).sum(-1)
+    else:  # spherical: one shared precision
+        gamma = kl(td.Gamma(std["shape"], std["rate"]), td.Gamma(std0["shape"], std0["rate"]))
+        ref = gamma + _normal_kl_at_mean_precision(std["loc"], std["kappa"], std0["loc"], std0["kappa"],
+                                                   std["shape"] / std["rate"])
+    torch.testing.assert_close(em.kl(phi, phi0), ref, rtol=1e-9, atol=1e-9)
+
+
+def _log_trapezoid(log_f: torch.Tensor, grids: list[torch.Tensor]) -> torch.Tensor:
+    """log of the trapezoid rule on a tensor grid (``log_f`` has one dimension per grid), in log space."""
+    for grid in reversed(grids):
+        w = torch.full_like(grid, float(grid[1] - grid[0]))
+        w[0] = w[-1] = w[0] / 2
+        log_f = torch.logsumexp(log_f + w.log(), dim=-1)
+    return log_f
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "categorical", "poisson", "unit", "diag", "spherical"])
+def test_log_partition_by_quadrature(name):
+    """
+    Z(phi) = log of the integral of exp<phi, s(theta)> over theta (one feature; two categories), by the trapezoid
+    rule on a grid.  Parameters keep the integrand smooth and negligible at the grid ends, so the quadrature
+    error is far below the 1e-6 tolerance (the trapezoid rule converges geometrically for such integrands).
+    """
+    X = {"bernoulli": [[0.0], [1.0]], "categorical": [[0.0], [1.0]], "poisson": [[1.0], [3.0]]}.get(
+        name, [[0.3], [-1.2], [2.0]])
+    em = EMISSIONS[name]()
+    em.setup(torch.tensor(X, dtype=torch.float64))
+    one = torch.ones(1, dtype=torch.float64)
+    if name in ("bernoulli", "categorical"):
+        p = torch.linspace(0, 1, 20001, dtype=torch.float64)
+        if name == "bernoulli":
+            phi = em.from_standard({"a": 2.5 * one, "b": 3.5 * one})
+            theta = {"probs": p.unsqueeze(-1)}
+        else:
+            phi = em.from_standard({"concentration": torch.tensor([[2.5, 3.5]], dtype=torch.float64)})
+            theta = {"probs": torch.stack([p, 1 - p], -1).unsqueeze(-2)}
+        grids = [p]
+    elif name == "poisson":
+        lam = torch.linspace(0, 40, 20001, dtype=torch.float64)
+        phi = em.from_standard({"shape": 3.0 * one, "rate": 1.5 * one})
+        theta, grids = {"rate": lam.unsqueeze(-1)}, [lam]
+    elif name == "unit":
+        mu = torch.linspace(-12, 12, 20001, dtype=torch.float64)
+        phi = em.from_standard({"loc": 0.7 * one, "kappa": torch.tensor(0.8, dtype=torch.float64)})
+        theta, grids = {"loc": mu.unsqueeze(-1)}, [mu]
+    else:  # (precision, mean) on a 2-D grid; shape 6, rate 3: the mass below precision 0.02 is ~1e-12
+        lam = torch.linspace(0.02, 20, 1201, dtype=torch.float64)
+        mu = torch.linspace(-25, 25, 1201, dtype=torch.float64)
+        scalar = (lambda v: v * one) if name == "diag" else (lambda v: torch.tensor(v, dtype=torch.float64))
+        phi = em.from_standard({"loc": 0.4 * one, "kappa": scalar(2.0), "shape": scalar(6.0), "rate": scalar(3.0)})
+        L, M = torch.meshgrid(lam, mu, indexing="ij")
+        theta = {"precision": L.reshape(-1, 1) if name == "diag" else L.reshape(-1), "loc": M.reshape(-1, 1)}
+        grids = [lam, mu]
+    log_f = (em.theta_stats(theta) * phi).sum(-1).reshape([len(g) for g in grids])
+    log_f = torch.where(torch.isfinite(log_f), log_f, -math.inf)  # log p at p = 0, 1
+    torch.testing.assert_close(em.log_partition(phi), _log_trapezoid(log_f, grids), rtol=0, atol=1e-6)
+
+
+def test_full_closed_forms_equal_normal_wishart():
+    """The full emission keeps Z, E[s] and the KL in closed form (speed); they equal NormalWishart's."""
+    from pyro_expfam.distributions.exp_family import bregman_kl
+
+    em, phi0, phi = _build("full")
+    core, core0 = em.core_distribution(phi), em.core_distribution(phi0)
+    eta = em.core_natural_params(phi)
+    torch.testing.assert_close(em.log_partition(phi), core._log_normalizer(*eta) - core._carrier_constant,
+                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(em.expected_stats(phi), em.stats_from_core_mean(core.mean_parameters()),
+                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(em.kl(phi, phi0), bregman_kl(core, core0), rtol=1e-9, atol=1e-9)
+
+
+def test_spherical_closed_forms_equal_core():
+    """
+    The spherical emission has no linear map to a core family (module docstring); at D = 1 it is the diag
+    emission (core NormalGamma), and for any D its Z is D/2 log(2 pi / kappa) plus the core Gamma's log
+    normaliser of the precision's marginal, with E[log lambda], E[lambda] the core Gamma's mean parameters.
+    """
+    from pyro_expfam.distributions import Gamma
+
+    g = torch.Generator().manual_seed(4)
+    X1 = torch.randn(30, 1, generator=g, dtype=torch.float64)
+    sph, diag = SphericalGaussianEmission(), DiagGaussianEmission()
+    phi0 = sph.setup(X1)
+    torch.testing.assert_close(diag.setup(X1), phi0)
+    T, _ = sph.sufficient_statistics(X1)
+    R = torch.softmax(torch.randn(30, K, generator=g, dtype=torch.float64), 1)
+    phi = sph.update(phi0, R.T @ T, R.sum(0))
+    torch.testing.assert_close(sph.log_partition(phi), diag.log_partition(phi), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sph.expected_stats(phi), diag.expected_stats(phi), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(sph.kl(phi, phi0), diag.kl(phi, phi0), rtol=1e-9, atol=1e-10)
+
+    em, _, phi = _build("spherical")
+    std = em.to_standard(phi)
+    gamma = Gamma(std["shape"], std["rate"])
+    z = 0.5 * D * (math.log(2 * math.pi) - std["kappa"].log()) + gamma._log_normalizer(*gamma._natural_params)
+    torch.testing.assert_close(em.log_partition(phi), z, rtol=1e-10, atol=1e-10)
+    m_log, m_lam = gamma.mean_parameters()
+    torch.testing.assert_close(em.expected_stats(phi)[:, -1], m_log, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(em.expected_stats(phi)[:, D], -0.5 * m_lam, rtol=1e-10, atol=1e-10)

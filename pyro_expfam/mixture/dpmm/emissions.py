@@ -10,14 +10,11 @@ Every emission is written as a *conjugate-exponential* pair.  The likelihood is
     \log p(x \mid \theta) = \langle u(x), s(\theta)\rangle + k(x),\qquad
     u(x) = \big(t(x),\, c\big),
 
-with ``t(x)`` the data's sufficient statistics (``S`` columns), ``c`` a constant
-vector (the coefficients of the log-normaliser terms, e.g. ``1`` for
-:math:`-A(\eta)`), ``k`` the log carrier measure and :math:`s(\theta)` the
-*prior's* sufficient statistics (``P = S + len(c)`` of them).  The prior and
-every variational posterior are the exponential family
-:math:`q(\theta\mid\phi) \propto \exp\langle\phi, s(\theta)\rangle` with
-log-partition :math:`Z(\phi)` and mean parameters
-:math:`E_\phi[s(\theta)] = \nabla Z(\phi)`.  Hence, for responsibilities ``r``:
+with ``t(x)`` the data's sufficient statistics (``S`` columns), ``c`` a constant vector (the coefficients of the
+log-normaliser terms, e.g. ``1`` for :math:`-A(\eta)`), ``k`` the log carrier measure and :math:`s(\theta)` the
+*prior's* sufficient statistics (``P = S + len(c)`` of them).  The prior and every variational posterior are the
+exponential family :math:`q(\theta\mid\phi) \propto \exp\langle\phi, s(\theta)\rangle` with log-partition
+:math:`Z(\phi)` and mean parameters :math:`E_\phi[s(\theta)] = \nabla Z(\phi)`.  Hence, for responsibilities ``r``:
 
 - conjugate update (CAVI): :math:`\phi_k = \phi_0 + \sum_n r_{nk}\,u(x_n)`, i.e.
   ``phi0 + [R.T @ T, N_k * c]``;
@@ -25,14 +22,40 @@ log-partition :math:`Z(\phi)` and mean parameters
 - :math:`KL(q_\phi\|p_{\phi_0}) = \langle\phi-\phi_0, \nabla Z(\phi)\rangle - Z(\phi) + Z(\phi_0)`;
 - natural-gradient step: :math:`\phi \leftarrow (1-\rho)\phi + \rho\,\hat\phi`.
 
-A subclass supplies ``t``/``k``/``c``, the default (data-dependent) prior,
-:math:`Z` and :math:`\nabla Z` in closed form, and, for the Pyro model/guide,
-a map between :math:`\phi` and readable "standard" parameters plus the
-``pyro.sample`` statements that draw :math:`\theta`.
+**Z, its gradient and the KL come from the core families.**  Up to a linear change of coordinates,
+:math:`q(\theta\mid\phi)` is a family of :mod:`pyro_expfam.distributions` or :mod:`pyro_expfam.conjugate` (the
+*core family*: natural parameters :math:`\eta`, statistics :math:`T(\theta)`, log normaliser :math:`A`, log
+carrier measure :math:`\langle h, T\rangle + k_0`).  If :math:`s(\theta) = L\,T(\theta)` for a fixed matrix
+:math:`L`, then :math:`\langle\phi, s\rangle = \langle L^\top\phi, T\rangle` gives
 
-This module holds the base class and the discrete families (Bernoulli with a
-Beta prior, Categorical with a Dirichlet prior, Poisson with a Gamma prior);
-the Gaussian families are in :mod:`~pyro_expfam.mixture.dpmm.gaussian`.
+.. math::
+
+    \eta(\phi) = L^\top\phi - h,\quad Z(\phi) = A(\eta(\phi)) - k_0,\quad
+    \nabla Z(\phi) = L\,E_{\eta(\phi)}[T],\quad
+    KL(q_\phi\|q_{\phi_0}) = KL_\text{core}(\eta(\phi)\|\eta(\phi_0))
+
+(a Bregman divergence is invariant under affine maps).  An emission states :math:`\eta(\phi)`
+(:meth:`~ConjugateEmission.core_natural_params`) and :math:`m\mapsto Lm`
+(:meth:`~ConjugateEmission.stats_from_core_mean`); ``Z``, ``E[s]`` and the KL then come from the core's
+``_log_normalizer``, closed-form ``mean_parameters`` and :func:`~pyro_expfam.distributions.exp_family.bregman_kl`
+(summed over features).  The maps (Gaussian coordinates as in :mod:`~pyro_expfam.mixture.dpmm.gaussian`):
+
+===========  ===============================  ==============================================================
+emission     core family                      :math:`\eta(\phi)`
+===========  ===============================  ==============================================================
+Bernoulli    ``Beta``, one per feature        :math:`(a, b) = (\phi_1 + 1,\ \phi_2 - \phi_1 + 1)`
+Categorical  ``Dirichlet``, one per feature   :math:`\alpha = \phi + 1`
+Poisson      ``Gamma``, one per feature       :math:`(\alpha - 1, -\beta) = (\phi_1, -\phi_2)`
+unit         ``Normal``, one per feature      :math:`(\phi_d, -\kappa/2)`, one :math:`\kappa` tied to all features
+diag         ``NormalGamma``, per feature     :math:`(\tau, -\kappa/2, -\beta/2, \gamma)`
+full         ``NormalWishart`` (tests only)   :math:`(\tau, -\kappa/2, -B/2, \gamma)`, ``B`` unpacked
+===========  ===============================  ==============================================================
+
+The spherical Gaussian has no such map and keeps closed forms (``core_family = None``); the full Gaussian keeps
+closed forms for speed, pinned to the core by tests (see :mod:`~pyro_expfam.mixture.dpmm.gaussian`).  A subclass
+also supplies ``t``/``k``/``c``, the default prior and, for the Pyro model/guide, a map between :math:`\phi` and
+readable "standard" parameters plus the ``pyro.sample`` statements that draw :math:`\theta`.  This module holds
+the base class and the discrete families (Bernoulli/Beta, Categorical/Dirichlet, Poisson/Gamma).
 """
 
 from __future__ import annotations
@@ -46,6 +69,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from ...distributions import Beta, Dirichlet, Gamma
+from ...distributions.exp_family import ExponentialFamily, bregman_kl
 
 __all__ = ["ConjugateEmission", "BernoulliEmission", "CategoricalEmission", "PoissonEmission"]
 
@@ -110,25 +134,82 @@ class ConjugateEmission(ABC):
     def n_stats(self) -> int:
         """``S``, the number of data-dependent statistics."""
 
-    # ----- the conjugate family q(theta | phi) -------------------------- #
-    @abstractmethod
-    def log_partition(self, phi: Tensor) -> Tensor:
-        """:math:`Z(\\phi)` for ``phi`` of shape ``(..., P)``; returns ``(...)``."""
+    # ----- the conjugate family q(theta | phi), via the core family ------ #
+    #: Core family that ``q(theta | phi)`` maps to linearly (module docstring); ``None``: closed forms kept.
+    core_family: type[ExponentialFamily] | None = None
+    #: Number of trailing batch dimensions of the core distribution that index features (summed over).
+    core_feature_dims: int = 1
 
-    @abstractmethod
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor, ...]:
+        r"""
+        :math:`\eta(\phi) = L^\top\phi - h`, the natural parameters of :attr:`core_family`.
+
+        :param Tensor phi: natural parameters ``(..., P)``; returns ``phi.shape[:-1] + features + event`` each.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no core family")
+
+    def stats_from_core_mean(self, mean: tuple[Tensor, ...]) -> Tensor:
+        r"""
+        :math:`E[s(\theta)] = L\,E[T(\theta)]`, shape ``(..., P)``, from the core's ``mean_parameters()``.
+
+        :param tuple mean: ``core_distribution(phi).mean_parameters()``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no core family")
+
+    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, ...] | None:
+        """
+        Inverse of :meth:`stats_from_core_mean` if :math:`L` is invertible (lets :meth:`kl` reuse ``expected``).
+
+        :param Tensor expected: ``expected_stats(phi)``, shape ``(..., P)``; returns ``None`` if not invertible.
+        """
+        return None
+
+    def core_distribution(self, phi: Tensor, eta: tuple[Tensor, ...] | None = None) -> ExponentialFamily:
+        """
+        ``q(theta | phi)`` as a :attr:`core_family` distribution, batch shape ``phi.shape[:-1]`` + features.
+
+        :param Tensor phi: natural parameters ``(..., P)``.
+        :param tuple eta: ``core_natural_params(phi)`` if already computed.
+        """
+        eta = self.core_natural_params(phi) if eta is None else eta
+        return self.core_family._from_natural_params(*eta, validate_args=False)
+
+    def _sum_features(self, value: Tensor) -> Tensor:
+        return value.sum(tuple(range(-self.core_feature_dims, 0))) if self.core_feature_dims else value
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        r"""
+        :math:`Z(\phi)`, shape ``(...)`` for ``phi`` of shape ``(..., P)``.  Default: the core's ``_log_normalizer``
+        and ``_carrier_constant``, :math:`\sum_\text{features} A(\eta(\phi)) - k_0`.
+        """
+        eta = self.core_natural_params(phi)
+        core = self.core_distribution(phi, eta)
+        return self._sum_features(core._log_normalizer(*eta) - core._carrier_constant)
+
     def expected_stats(self, phi: Tensor) -> Tensor:
-        """:math:`E_\\phi[s(\\theta)] = \\nabla Z(\\phi)`, shape ``(..., P)``."""
+        r"""
+        :math:`E_\phi[s(\theta)] = \nabla Z(\phi)`, shape ``(..., P)``.  Default: the core's
+        closed-form ``mean_parameters`` mapped by :meth:`stats_from_core_mean`.
+        """
+        return self.stats_from_core_mean(self.core_distribution(phi).mean_parameters())
 
     def kl(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
-        """
-        :math:`KL(q(\\theta|\\phi)\\,\\|\\,q(\\theta|\\phi_0))`, shape ``(...)``.
+        r"""
+        :math:`KL(q(\theta|\phi)\,\|\,q(\theta|\phi_0))`, shape ``(...)``: the core's :func:`bregman_kl`
+        summed over features (without a core family: the Bregman divergence of :meth:`log_partition`).
 
         :param Tensor phi: natural parameters ``(..., P)``.
         :param Tensor phi0: prior natural parameters ``(P,)``.
         :param Tensor expected: ``expected_stats(phi)`` if already computed.
         """
-        if expected is None:
-            expected = self.expected_stats(phi)
+        if self.core_family is None:
+            return self._kl_in_phi(phi, phi0, expected)
+        mean = None if expected is None else self.core_mean_from_stats(expected)
+        return self._sum_features(bregman_kl(self.core_distribution(phi), self.core_distribution(phi0), mean))
+
+    def _kl_in_phi(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
+        # the Bregman divergence of log_partition in phi coordinates (equal to the core's KL, module docstring)
+        expected = self.expected_stats(phi) if expected is None else expected
         return ((phi - phi0) * expected).sum(-1) - self.log_partition(phi) + self.log_partition(phi0)
 
     # ----- standard parameters, Pyro sites, readable summaries ---------- #
@@ -228,7 +309,7 @@ class BernoulliEmission(ConjugateEmission):
     :math:`p_{kd}\sim\mathrm{Beta}(a_0, b_0)`, :math:`x_{nd}\sim\mathrm{Bernoulli}(p_{kd})`.
 
     Coordinates: :math:`s(\theta) = (\mathrm{logit}\,p, \log(1-p))`,
-    :math:`u(x) = (x, 1)`, :math:`\phi = (a-1, a+b-2)`.
+    :math:`u(x) = (x, 1)`, :math:`\phi = (a-1, a+b-2)`.  Core family: :class:`~pyro_expfam.distributions.Beta`.
 
     :param float a: prior Beta concentration of ones (default 1).
     :param float b: prior Beta concentration of zeros (default 1).
@@ -266,15 +347,20 @@ class BernoulliEmission(ConjugateEmission):
         a = phi[..., :D] + 1
         return a, phi[..., D:] - phi[..., :D] + 1
 
-    def log_partition(self, phi: Tensor) -> Tensor:
-        a, b = self._ab(phi)
-        return (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)).sum(-1)
+    # core family Beta(a, b): T = (log p, log(1-p)), s = (T1 - T2, T2), carrier <(-1, -1), T>
+    core_family = Beta
 
-    def expected_stats(self, phi: Tensor) -> Tensor:
-        a, b = self._ab(phi)
-        dab = torch.digamma(a + b)
-        db = torch.digamma(b)
-        return torch.cat([torch.digamma(a) - db, db - dab], dim=-1)
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        return self._ab(phi)
+
+    def stats_from_core_mean(self, mean: tuple[Tensor, Tensor]) -> Tensor:
+        m_log_p, m_log1m_p = mean
+        return torch.cat([m_log_p - m_log1m_p, m_log1m_p], dim=-1)
+
+    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, Tensor]:
+        D = self.n_features
+        e_logit, e_log1m = expected[..., :D], expected[..., D:]
+        return e_logit + e_log1m, e_log1m
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         a, b = self._ab(phi)
@@ -323,6 +409,7 @@ class CategoricalEmission(ConjugateEmission):
 
     Coordinates: :math:`s(\theta)=\log p` (flattened ``D*V``), :math:`u(x)` the
     one-hot code, no constant part, :math:`\phi = \alpha - 1`.
+    Core family: :class:`~pyro_expfam.distributions.Dirichlet`.
 
     :param float concentration: Dirichlet concentration per category (default 1).
     :param int n_categories: number of categories ``V`` (default: ``max(X) + 1``).
@@ -366,13 +453,17 @@ class CategoricalEmission(ConjugateEmission):
     def _alpha(self, phi: Tensor) -> Tensor:
         return (phi + 1).reshape(phi.shape[:-1] + (self.n_features, self.V))
 
-    def log_partition(self, phi: Tensor) -> Tensor:
-        a = self._alpha(phi)
-        return (torch.lgamma(a).sum(-1) - torch.lgamma(a.sum(-1))).sum(-1)
+    # core family Dirichlet(alpha) per feature: T = log p = s, carrier <-1, T>
+    core_family = Dirichlet
 
-    def expected_stats(self, phi: Tensor) -> Tensor:
-        a = self._alpha(phi)
-        return (torch.digamma(a) - torch.digamma(a.sum(-1, keepdim=True))).flatten(-2)
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor]:
+        return (self._alpha(phi),)
+
+    def stats_from_core_mean(self, mean: tuple[Tensor]) -> Tensor:
+        return mean[0].flatten(-2)
+
+    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor]:
+        return (expected.unflatten(-1, (self.n_features, self.V)),)
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         return {"concentration": self._alpha(phi)}
@@ -421,7 +512,7 @@ class PoissonEmission(ConjugateEmission):
     :math:`\lambda_{kd}\sim\mathrm{Gamma}(a_0, b_0)`.
 
     Coordinates: :math:`s(\theta) = (\log\lambda, -\lambda)`, :math:`u(x) = (x, 1)`,
-    :math:`k(x) = -\sum_d\log x_d!`, :math:`\phi = (a-1, b)`.
+    :math:`k(x) = -\sum_d\log x_d!`, :math:`\phi = (a-1, b)`.  Core family: :class:`~pyro_expfam.distributions.Gamma`.
 
     :param float shape: prior Gamma shape (default 1).
     :param float rate: prior Gamma rate (default ``shape / mean(X)`` per
@@ -459,15 +550,20 @@ class PoissonEmission(ConjugateEmission):
     def constant_stats(self, dtype, device) -> Tensor:
         return torch.ones(self.n_features, dtype=dtype, device=device)
 
-    def log_partition(self, phi: Tensor) -> Tensor:
-        D = self.n_features
-        a, b = phi[..., :D] + 1, phi[..., D:]
-        return (torch.lgamma(a) - a * b.log()).sum(-1)
+    # core family Gamma per feature: T = (log lam, lam), s = (T1, -T2), eta = (a - 1, -b), carrier 0
+    core_family = Gamma
 
-    def expected_stats(self, phi: Tensor) -> Tensor:
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         D = self.n_features
-        a, b = phi[..., :D] + 1, phi[..., D:]
-        return torch.cat([torch.digamma(a) - b.log(), -a / b], dim=-1)
+        return phi[..., :D], -phi[..., D:]
+
+    def stats_from_core_mean(self, mean: tuple[Tensor, Tensor]) -> Tensor:
+        m_log, m_lam = mean
+        return torch.cat([m_log, -m_lam], dim=-1)
+
+    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, Tensor]:
+        D = self.n_features
+        return expected[..., :D], -expected[..., D:]
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         D = self.n_features

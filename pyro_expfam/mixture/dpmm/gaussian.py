@@ -38,12 +38,15 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
+from ...conjugate import NormalGamma, NormalWishart
 from ...distributions import Gamma, MultivariateNormal, Normal, Wishart
 from .emissions import ConjugateEmission
 
 __all__ = ["UnitGaussianEmission", "SphericalGaussianEmission", "DiagGaussianEmission", "FullGaussianEmission"]
 
 _LOG_2PI = math.log(2 * math.pi)
+_NOT_PD = ("Normal-Wishart posterior scale is not positive definite; the data may be singular or the dtype too narrow "
+           "(try float64)")
 
 
 class _GaussianEmission(ConjugateEmission):
@@ -122,7 +125,9 @@ class _GaussianEmission(ConjugateEmission):
 class UnitGaussianEmission(_GaussianEmission):
     r"""
     Gaussian with identity covariance and unknown mean, :math:`\mu\sim N(m_0, I/\kappa_0)`.
-    :math:`\phi = (\kappa m, \kappa)`.
+    :math:`\phi = (\kappa m, \kappa)`.  Core family: one :class:`~pyro_expfam.distributions.Normal`
+    per feature, :math:`\eta_d = (\phi_d, -\kappa/2)` with the one :math:`\kappa` tied to every feature
+    (:math:`L` is not invertible, so :meth:`kl` recomputes the core mean parameters).
 
     :param mean_prior: prior mean (default: data mean).
     :param float mean_precision_prior: :math:`\kappa_0` (default 1).
@@ -152,14 +157,16 @@ class UnitGaussianEmission(_GaussianEmission):
         kappa = phi[..., -1]
         return phi[..., :-1] / kappa.unsqueeze(-1), kappa
 
-    def log_partition(self, phi: Tensor) -> Tensor:
-        m, kappa = self._parts(phi)
-        D = self.n_features
-        return 0.5 * kappa * m.square().sum(-1) + 0.5 * D * (_LOG_2PI - kappa.log())
+    # core family Normal per feature: T_d = (mu_d, mu_d^2), s = (mu, -sum_d T_d2 / 2), carrier 0
+    core_family = Normal
 
-    def expected_stats(self, phi: Tensor) -> Tensor:
-        m, kappa = self._parts(phi)
-        return torch.cat([m, (-0.5 * (m.square().sum(-1) + self.n_features / kappa)).unsqueeze(-1)], dim=-1)
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        eta1 = phi[..., :-1]
+        return eta1, (-0.5 * phi[..., -1:]).expand_as(eta1)
+
+    def stats_from_core_mean(self, mean: tuple[Tensor, Tensor]) -> Tensor:
+        m_mu, m_mu2 = mean
+        return torch.cat([m_mu, -0.5 * m_mu2.sum(-1, keepdim=True)], dim=-1)
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa = self._parts(phi)
@@ -196,6 +203,14 @@ class SphericalGaussianEmission(_GaussianEmission):
     :math:`\mu\mid\lambda\sim N(m_0, I/(\kappa_0\lambda))`.
     :math:`\phi = (\tau, \beta, \kappa, \gamma)` with
     :math:`m=\tau/\kappa`, shape :math:`a=\gamma-D/2+1`, rate :math:`b=(\beta-\tau\cdot m)/2`.
+
+    **No core family** (closed forms kept): the ``D`` coordinates of :math:`\mu` share one precision, so
+    :math:`s(\theta) = (\lambda\mu, -\lambda/2, -\lambda\|\mu\|^2/2, \log\lambda)` is not a linear image of
+    the statistics of a core family (NormalGamma is univariate, ``D`` of them have ``D`` precisions, and
+    NormalWishart has a full precision matrix: tying them restricts :math:`\theta`, not :math:`\eta`).
+    Integrating out :math:`\mu` gives :math:`Z(\phi) = \tfrac D2\log(2\pi/\kappa) + A_\text{Gamma}(a - 1, -b)`,
+    with :math:`b` quadratic in :math:`\phi`; the tests pin this to the core
+    :class:`~pyro_expfam.distributions.Gamma` and, for ``D = 1``, to :class:`~pyro_expfam.conjugate.NormalGamma`.
     """
 
     name = "spherical"
@@ -293,7 +308,10 @@ class DiagGaussianEmission(_GaussianEmission):
     Gaussian with diagonal covariance and an independent Normal-Gamma prior per
     feature: :math:`\lambda_d\sim\mathrm{Gamma}(\nu_0/2, \sigma_{0d}^2/2)`,
     :math:`\mu_d\mid\lambda_d\sim N(m_{0d}, 1/(\kappa_0\lambda_d))`.
-    :math:`\phi = (\tau, \beta, \kappa, \gamma)`, each of length ``D``.
+    :math:`\phi = (\tau, \beta, \kappa, \gamma)`, each of length ``D``.  Core family: one
+    :class:`~pyro_expfam.conjugate.NormalGamma` per feature; with its statistics
+    :math:`T = (\lambda\mu, \lambda\mu^2, \lambda, \log\lambda)`, :math:`s = (T_1, -T_3/2, -T_2/2, T_4)`
+    and :math:`\eta = (\tau, -\kappa/2, -\beta/2, \gamma)`.
     """
 
     name = "diag"
@@ -330,15 +348,19 @@ class DiagGaussianEmission(_GaussianEmission):
         m = tau / kappa
         return m, kappa, gamma + 0.5, 0.5 * (beta - tau * m)
 
-    def log_partition(self, phi: Tensor) -> Tensor:
-        m, kappa, a, b = self._parts(phi)
-        return (0.5 * (_LOG_2PI - kappa.log()) + torch.lgamma(a) - a * b.log()).sum(-1)
+    core_family = NormalGamma
 
-    def expected_stats(self, phi: Tensor) -> Tensor:
-        m, kappa, a, b = self._parts(phi)
-        e_lam = a / b
-        return torch.cat([e_lam * m, -0.5 * e_lam, -0.5 * (e_lam * m.square() + 1 / kappa),
-                          torch.digamma(a) - b.log()], dim=-1)
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        tau, beta, kappa, gamma = phi.unflatten(-1, (4, self.n_features)).unbind(-2)
+        return tau, -0.5 * kappa, -0.5 * beta, gamma
+
+    def stats_from_core_mean(self, mean: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        m_lam_mu, m_lam_mu2, m_lam, m_log_lam = mean
+        return torch.cat([m_lam_mu, -0.5 * m_lam, -0.5 * m_lam_mu2, m_log_lam], dim=-1)
+
+    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        e1, e2, e3, e4 = expected.unflatten(-1, (4, self.n_features)).unbind(-2)
+        return e1, -2 * e3, -2 * e2, e4
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa, a, b = self._parts(phi)
@@ -373,7 +395,17 @@ class FullGaussianEmission(_GaussianEmission):
     :math:`\Lambda\sim\mathcal W(\nu_0, W_0)` with :math:`W_0^{-1}` the covariance
     prior, :math:`\mu\mid\Lambda\sim N(m_0, (\kappa_0\Lambda)^{-1})`.
     :math:`\phi = (\tau, B, \kappa, \gamma)` with ``B`` packed, and
-    :math:`m=\tau/\kappa`, :math:`\nu = 2\gamma + D`, :math:`W^{-1} = B - \kappa m m^T`.
+    :math:`m=\tau/\kappa`, :math:`\nu = 2\gamma + D`, :math:`W^{-1} = B - \kappa m m^T`.  Core family:
+    :class:`~pyro_expfam.conjugate.NormalWishart`; with its statistics
+    :math:`T = (\Lambda\mu, \mu^T\Lambda\mu, \Lambda, \log|\Lambda|)`,
+    :math:`s = (T_1, \mathrm{pack}(-T_3/2), -T_2/2, T_4)` (off-diagonal doubled) and
+    :math:`\eta = (\tau, -\kappa/2, -B/2, \gamma)` (``B`` unpacked to a symmetric matrix).
+    **Closed forms kept for speed**, pinned by the tests to the core through this map
+    (:meth:`core_distribution`; ``_log_normalizer``, ``mean_parameters`` and ``bregman_kl``): they need one
+    Cholesky factor of :math:`W^{-1}`, while building a NormalWishart from :math:`\eta` and calling its
+    ``_log_normalizer`` takes three (the merge moves evaluate :math:`Z` for every candidate pair), and the first
+    NormalWishart built in a process costs ~0.4 s (its ``torch.broadcast_shapes`` imports sympy).  :meth:`kl` is
+    the Bregman divergence of the closed-form :math:`Z` in :math:`\phi` coordinates.
     """
 
     name = "full"
@@ -459,13 +491,18 @@ class FullGaussianEmission(_GaussianEmission):
         winv = self._unpack(phi[..., D:S]) - kappa[..., None, None] * m.unsqueeze(-1) * m.unsqueeze(-2)
         L, info = torch.linalg.cholesky_ex(winv)
         if bool((info > 0).any()):
-            raise ValueError(
-                "Normal-Wishart posterior scale is not positive definite; the data may be singular or the dtype "
-                "too narrow (try float64)"
-            )
+            raise ValueError(_NOT_PD)
         return m, kappa, 2 * gamma + D, L
 
+    core_family = NormalWishart
+    core_feature_dims = 0
+
+    def core_natural_params(self, phi: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        D, S = self.n_features, self.n_stats
+        return phi[..., :D], -0.5 * phi[..., S], -0.5 * self._unpack(phi[..., D:S]), phi[..., S + 1]
+
     def log_partition(self, phi: Tensor) -> Tensor:
+        # closed form kept: one Cholesky factor of W^{-1}, against three on the NormalWishart route (class docstring)
         m, kappa, nu, L = self._parts(phi)
         D = self.n_features
         logdet_winv = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
@@ -473,10 +510,10 @@ class FullGaussianEmission(_GaussianEmission):
                 + torch.mvlgamma(0.5 * nu, D))
 
     def expected_stats(self, phi: Tensor) -> Tensor:
+        # closed form kept (class docstring); equal to stats_from_core_mean(core_distribution(phi).mean_parameters())
         m, kappa, nu, L = self._parts(phi)
         D = self.n_features
-        W = torch.cholesky_inverse(L)
-        nuW = nu[..., None, None] * W
+        nuW = nu[..., None, None] * torch.cholesky_inverse(L)
         Linv_m = torch.linalg.solve_triangular(L, m.unsqueeze(-1), upper=False).squeeze(-1)
         quad = nu * Linv_m.square().sum(-1) + D / kappa
         i = torch.arange(D, dtype=phi.dtype, device=phi.device)
@@ -484,6 +521,27 @@ class FullGaussianEmission(_GaussianEmission):
                     - 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1))
         return torch.cat([(nuW @ m.unsqueeze(-1)).squeeze(-1), self._dual(-0.5 * nuW),
                           (-0.5 * quad).unsqueeze(-1), e_logdet.unsqueeze(-1)], dim=-1)
+
+    def kl(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
+        return self._kl_in_phi(phi, phi0, expected)
+
+    def core_distribution(self, phi: Tensor, eta: tuple[Tensor, ...] | None = None) -> NormalWishart:
+        try:
+            return super().core_distribution(phi, eta)
+        except ValueError as e:
+            raise ValueError(_NOT_PD) from e
+
+    def stats_from_core_mean(self, mean: tuple[Tensor, Tensor, Tensor, Tensor]) -> Tensor:
+        m_lam_mu, m_quad, m_lam, m_logdet = mean
+        return torch.cat([m_lam_mu, self._dual(-0.5 * m_lam), (-0.5 * m_quad).unsqueeze(-1), m_logdet.unsqueeze(-1)],
+                         dim=-1)
+
+    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        D, S = self.n_features, self.n_stats
+        iu0, iu1 = self._index(expected.device)
+        undual = torch.where(iu0 == iu1, 1.0, 0.5).to(expected.dtype)
+        m_lam = -2 * self._unpack(expected[..., D:S] * undual)
+        return expected[..., :D], -2 * expected[..., S], m_lam, expected[..., S + 1]
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa, nu, L = self._parts(phi)
