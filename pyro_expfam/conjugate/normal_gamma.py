@@ -12,10 +12,10 @@ import math
 import pyro.distributions as pdist
 import torch
 from torch import Tensor
-from torch.distributions import constraints
+from torch.distributions import constraints, register_kl
 from torch.distributions.utils import broadcast_all
 
-from ..distributions.exp_family import ExponentialFamily
+from ..distributions.exp_family import ExponentialFamily, bregman_kl
 from ._solve import bisect_increasing
 from .registry import ConjugatePair, _sum_observations, register_conjugate
 
@@ -319,3 +319,10 @@ class NormalGammaNormal(ConjugatePair):
     def likelihood_distribution(self, theta, likelihood, fixed):
         mu, tau = NormalGamma.split(theta)
         return likelihood(mu, tau.rsqrt())
+
+
+@register_kl(NormalGamma, NormalGamma)
+def _kl_normal_gamma_normal_gamma(p: NormalGamma, q: NormalGamma) -> Tensor:
+    # torch's generic fallback for ExponentialFamily pairs sums over the wrong dimensions for
+    # batched joint priors; the Bregman divergence of the log normaliser is exact
+    return bregman_kl(p, q)

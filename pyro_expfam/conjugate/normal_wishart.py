@@ -13,9 +13,9 @@ import math
 import pyro.distributions as pdist
 import torch
 from torch import Tensor
-from torch.distributions import constraints
+from torch.distributions import constraints, register_kl
 
-from ..distributions.exp_family import ExponentialFamily
+from ..distributions.exp_family import ExponentialFamily, bregman_kl
 from ._solve import bisect_increasing, cholesky_or_raise, inverse_scale_tril
 from .registry import ConjugatePair, _sum_observations, register_conjugate
 
@@ -470,3 +470,10 @@ class NormalWishartMultivariateNormal(ConjugatePair):
     def likelihood_distribution(self, theta, likelihood, fixed):
         mu, lam = NormalWishart.split(theta)
         return likelihood(mu, precision_matrix=lam)
+
+
+@register_kl(NormalWishart, NormalWishart)
+def _kl_normal_wishart_normal_wishart(p: NormalWishart, q: NormalWishart) -> Tensor:
+    # torch's generic fallback for ExponentialFamily pairs sums over the wrong dimensions for
+    # batched joint priors; the Bregman divergence of the log normaliser is exact
+    return bregman_kl(p, q)

@@ -12,7 +12,7 @@ from .categorical import Categorical
 from .chi2 import Chi2
 from .continuous_bernoulli import ContinuousBernoulli
 from .dirichlet import Dirichlet
-from .exp_family import ExponentialFamily, product, weighted_product
+from .exp_family import ExponentialFamily, bregman_kl, product, weighted_product
 from .exponential import Exponential
 from .gamma import Gamma
 from .geometric import Geometric
@@ -71,6 +71,7 @@ __all__ = [
     "Poisson",
     "VonMises",
     "Wishart",
+    "bregman_kl",
     "product",
     "weighted_product",
 ]

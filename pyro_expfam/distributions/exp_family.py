@@ -56,7 +56,7 @@ import torch
 from torch import Tensor
 from torch.distributions import constraints
 
-__all__ = ["ExponentialFamily", "product", "weighted_product"]
+__all__ = ["ExponentialFamily", "bregman_kl", "product", "weighted_product"]
 
 _EF = TypeVar("_EF", bound="ExponentialFamily")
 

@@ -127,7 +127,7 @@ class UnitGaussianEmission(_GaussianEmission):
     Gaussian with identity covariance and unknown mean, :math:`\mu\sim N(m_0, I/\kappa_0)`.
     :math:`\phi = (\kappa m, \kappa)`.  Core family: one :class:`~pyro_expfam.distributions.Normal`
     per feature, :math:`\eta_d = (\phi_d, -\kappa/2)` with the one :math:`\kappa` tied to every feature
-    (:math:`L` is not invertible, so :meth:`kl` recomputes the core mean parameters).
+    (the emission's family is the linear sub-family of ``D`` independent Normals with equal precisions).
 
     :param mean_prior: prior mean (default: data mean).
     :param float mean_precision_prior: :math:`\kappa_0` (default 1).
@@ -358,10 +358,6 @@ class DiagGaussianEmission(_GaussianEmission):
         m_lam_mu, m_lam_mu2, m_lam, m_log_lam = mean
         return torch.cat([m_lam_mu, -0.5 * m_lam, -0.5 * m_lam_mu2, m_log_lam], dim=-1)
 
-    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        e1, e2, e3, e4 = expected.unflatten(-1, (4, self.n_features)).unbind(-2)
-        return e1, -2 * e3, -2 * e2, e4
-
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa, a, b = self._parts(phi)
         return {"loc": m, "kappa": kappa, "shape": a, "rate": b}
@@ -513,7 +509,8 @@ class FullGaussianEmission(_GaussianEmission):
         # closed form kept (class docstring); equal to stats_from_core_mean(core_distribution(phi).mean_parameters())
         m, kappa, nu, L = self._parts(phi)
         D = self.n_features
-        nuW = nu[..., None, None] * torch.cholesky_inverse(L)
+        W = torch.cholesky_inverse(L)
+        nuW = nu[..., None, None] * W
         Linv_m = torch.linalg.solve_triangular(L, m.unsqueeze(-1), upper=False).squeeze(-1)
         quad = nu * Linv_m.square().sum(-1) + D / kappa
         i = torch.arange(D, dtype=phi.dtype, device=phi.device)
@@ -521,9 +518,6 @@ class FullGaussianEmission(_GaussianEmission):
                     - 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1))
         return torch.cat([(nuW @ m.unsqueeze(-1)).squeeze(-1), self._dual(-0.5 * nuW),
                           (-0.5 * quad).unsqueeze(-1), e_logdet.unsqueeze(-1)], dim=-1)
-
-    def kl(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
-        return self._kl_in_phi(phi, phi0, expected)
 
     def core_distribution(self, phi: Tensor, eta: tuple[Tensor, ...] | None = None) -> NormalWishart:
         try:
@@ -535,13 +529,6 @@ class FullGaussianEmission(_GaussianEmission):
         m_lam_mu, m_quad, m_lam, m_logdet = mean
         return torch.cat([m_lam_mu, self._dual(-0.5 * m_lam), (-0.5 * m_quad).unsqueeze(-1), m_logdet.unsqueeze(-1)],
                          dim=-1)
-
-    def core_mean_from_stats(self, expected: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        D, S = self.n_features, self.n_stats
-        iu0, iu1 = self._index(expected.device)
-        undual = torch.where(iu0 == iu1, 1.0, 0.5).to(expected.dtype)
-        m_lam = -2 * self._unpack(expected[..., D:S] * undual)
-        return expected[..., :D], -2 * expected[..., S], m_lam, expected[..., S + 1]
 
     def to_standard(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa, nu, L = self._parts(phi)
