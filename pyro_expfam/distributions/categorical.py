@@ -48,9 +48,34 @@ biject_to.register(_NormalizableLogits, _identity_vector_transform)
 transform_to.register(_NormalizableLogits, _identity_vector_transform)
 
 
-def _logsumexp_normalizer(logits: Tensor) -> Tensor:
-    """``logsumexp`` over the last dimension (``-inf`` when every entry is ``-inf``)."""
-    return torch.logsumexp(logits, dim=-1)
+class _LogitVectorFamily(ExponentialFamily):
+    r"""
+    Shared natural-parameter algebra of the families parametrised by one
+    logit vector over ``K`` categories (Categorical, OneHotCategorical): the
+    natural parameter is ``logits``, :math:`A(\eta) = \operatorname{logsumexp}_k \eta_k`,
+    the carrier measure is constant and the mean parameters are ``probs``.
+    """
+
+    _natural_param_event_dims = (1,)
+    _natural_param_constraints = (normalizable_logits,)
+
+    @property
+    def _natural_params(self) -> tuple[Tensor]:
+        return (self.logits,)
+
+    def _log_normalizer(self, logits: Tensor) -> Tensor:
+        return torch.logsumexp(logits, dim=-1)
+
+    @property
+    def _mean_carrier_measure(self) -> float:
+        return 0.0
+
+    @classmethod
+    def _from_natural_params(cls, logits: Tensor, **fixed):
+        return cls(logits=logits, **fixed)
+
+    def mean_parameters(self) -> tuple[Tensor]:
+        return (self.probs,)
 
 
 def _check_simplex(name: str, probs: Tensor, total: float = 1.0, total_name: str = "1") -> None:
@@ -70,7 +95,7 @@ def _check_simplex(name: str, probs: Tensor, total: float = 1.0, total_name: str
         )
 
 
-class Categorical(ExponentialFamily, dist.Categorical):
+class Categorical(_LogitVectorFamily, dist.Categorical):
     r"""
     ``Categorical(probs=None, logits=None)`` over ``{0, ..., K-1}``, a drop-in
     replacement for :class:`pyro.distributions.Categorical` with
@@ -99,26 +124,8 @@ class Categorical(ExponentialFamily, dist.Categorical):
         >>> d.product_along_axis(0).probs      # uniform: tensor([[1/3, 1/3, 1/3]])
     """
 
-    _natural_param_event_dims = (1,)
-    _natural_param_constraints = (normalizable_logits,)
-
-    @property
-    def _natural_params(self) -> tuple[Tensor]:
-        return (self.logits,)
-
-    def _log_normalizer(self, logits: Tensor) -> Tensor:
-        return _logsumexp_normalizer(logits)
-
-    @property
-    def _mean_carrier_measure(self) -> float:
-        return 0.0
-
     def entropy(self) -> Tensor:
         return dist.Categorical.entropy(self)
-
-    @classmethod
-    def _from_natural_params(cls, logits: Tensor, **fixed) -> Categorical:
-        return cls(logits=logits, **fixed)
 
     def _check_index(self, value: Tensor) -> Tensor:
         value = torch.as_tensor(value, device=self.logits.device)
@@ -140,9 +147,6 @@ class Categorical(ExponentialFamily, dist.Categorical):
         value = torch.as_tensor(value, device=self.logits.device)
         shape = torch.broadcast_shapes(value.shape, self.batch_shape)
         return self.logits.new_zeros(shape)
-
-    def mean_parameters(self) -> tuple[Tensor]:
-        return (self.probs,)
 
     @classmethod
     def from_mean_parameters(cls, probs: Tensor, **fixed) -> Categorical:

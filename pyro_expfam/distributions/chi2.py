@@ -102,18 +102,7 @@ class Chi2(ExponentialFamily, dist.Chi2):
         # natural parameters (sum_i w_i eta_i, -W/2) in Gamma's (alpha - 1, -beta) convention.
         bdim = self._product_dim(dim)
         (eta,) = self._expanded_natural_params()
-        if weights is None:
-            w = torch.ones_like(eta)
-        else:
-            w = torch.as_tensor(weights, dtype=eta.dtype, device=eta.device)
-            if not bool(torch.isfinite(w).all()):
-                raise ValueError("weights must be finite")
-            try:
-                w = w.expand(self.batch_shape)
-            except RuntimeError as e:
-                raise ValueError(
-                    f"weights of shape {tuple(w.shape)} do not broadcast to batch_shape {tuple(self.batch_shape)}"
-                ) from e
+        w = self._product_weights(weights, eta)
         new_eta = ((w * eta).sum(bdim, keepdim=keepdim), -0.5 * w.sum(bdim, keepdim=keepdim))
         Gamma._check_natural_params(*new_eta, what="natural parameters of the product (a Gamma)")
         result = Gamma._from_natural_params(*new_eta)

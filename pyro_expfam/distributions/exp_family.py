@@ -250,6 +250,20 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
             )
         return dim - batch_rank if dim >= 0 else dim
 
+    def _product_weights(self, weights: Tensor | None, like: Tensor) -> Tensor:
+        """Product exponents expanded to ``batch_shape`` (all ones by default), checked."""
+        if weights is None:
+            return torch.ones(self.batch_shape, dtype=like.dtype, device=like.device)
+        w = torch.as_tensor(weights, dtype=like.dtype, device=like.device)
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError("weights must be finite")
+        try:
+            return w.expand(self.batch_shape)
+        except RuntimeError as e:
+            raise ValueError(
+                f"weights of shape {tuple(w.shape)} do not broadcast to batch_shape {tuple(self.batch_shape)}"
+            ) from e
+
     def _product_with_log_normalizer(
         self,
         dim: int = -1,
@@ -264,19 +278,7 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         bdim = self._product_dim(dim)
         eta = self._expanded_natural_params()
         dtype = eta[0].dtype
-        if weights is None:
-            w = torch.ones(self.batch_shape, dtype=dtype, device=eta[0].device)
-        else:
-            w = torch.as_tensor(weights, dtype=dtype, device=eta[0].device)
-            if not bool(torch.isfinite(w).all()):
-                raise ValueError("weights must be finite")
-            try:
-                w = w.expand(self.batch_shape)
-            except RuntimeError as e:
-                raise ValueError(
-                    f"weights of shape {tuple(w.shape)} do not broadcast to "
-                    f"batch_shape {tuple(self.batch_shape)}"
-                ) from e
+        w = self._product_weights(weights, eta[0])
         total = w.sum(bdim, keepdim=keepdim)  # W
         shift = self._carrier_shift
         new_eta = []

@@ -8,7 +8,7 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
-from .categorical import _check_simplex, _logsumexp_normalizer, normalizable_logits
+from .categorical import _check_simplex, normalizable_logits
 from .exp_family import ExponentialFamily
 
 __all__ = ["Multinomial"]
@@ -57,7 +57,7 @@ class Multinomial(ExponentialFamily, dist.Multinomial):
         return (self.logits,)
 
     def _log_normalizer(self, logits: Tensor) -> Tensor:
-        return self.total_count * _logsumexp_normalizer(logits)
+        return self.total_count * torch.logsumexp(logits, dim=-1)
 
     def entropy(self) -> Tensor:
         # torch's Multinomial.entropy relies on an attribute that .expand() drops;

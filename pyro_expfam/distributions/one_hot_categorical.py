@@ -6,13 +6,12 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor
 
-from .categorical import _check_simplex, _logsumexp_normalizer, normalizable_logits
-from .exp_family import ExponentialFamily
+from .categorical import _check_simplex, _LogitVectorFamily
 
 __all__ = ["OneHotCategorical"]
 
 
-class OneHotCategorical(ExponentialFamily, dist.OneHotCategorical):
+class OneHotCategorical(_LogitVectorFamily, dist.OneHotCategorical):
     r"""
     ``OneHotCategorical(probs=None, logits=None)`` over the one-hot vectors of
     length ``K``, a drop-in replacement for
@@ -38,26 +37,8 @@ class OneHotCategorical(ExponentialFamily, dist.OneHotCategorical):
         >>> d.product_along_axis(0).probs      # tensor([[0.2, 0.8]])
     """
 
-    _natural_param_event_dims = (1,)
-    _natural_param_constraints = (normalizable_logits,)
-
-    @property
-    def _natural_params(self) -> tuple[Tensor]:
-        return (self.logits,)
-
-    def _log_normalizer(self, logits: Tensor) -> Tensor:
-        return _logsumexp_normalizer(logits)
-
-    @property
-    def _mean_carrier_measure(self) -> float:
-        return 0.0
-
     def entropy(self) -> Tensor:
         return dist.OneHotCategorical.entropy(self)
-
-    @classmethod
-    def _from_natural_params(cls, logits: Tensor, **fixed) -> OneHotCategorical:
-        return cls(logits=logits, **fixed)
 
     def sufficient_statistics(self, value: Tensor) -> tuple[Tensor]:
         value = torch.as_tensor(value, device=self.logits.device)
@@ -72,9 +53,6 @@ class OneHotCategorical(ExponentialFamily, dist.OneHotCategorical):
         value = torch.as_tensor(value, device=self.logits.device)
         shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         return self.logits.new_zeros(shape)
-
-    def mean_parameters(self) -> tuple[Tensor]:
-        return (self.probs,)
 
     @classmethod
     def from_mean_parameters(cls, probs: Tensor, **fixed) -> OneHotCategorical:
