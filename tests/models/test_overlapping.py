@@ -363,6 +363,31 @@ def test_posteriors_and_infer_discrete_match_brute_force():
     assert sampled.shape == (10, k) and bool(((sampled == 0) | (sampled == 1)).all())
 
 
+def test_compute_marginals_and_sync_after_own_svi_loop():
+    g = torch.Generator().manual_seed(9)
+    X = _data("bernoulli", 8, g)
+    m = _model("bernoulli", 3, "finite")
+    m.initialize(X, g)
+    pyro.clear_param_store()
+    elbo = TraceEnum_ELBO(max_plate_nesting=1)
+    svi = pyro.infer.SVI(m.model, m.guide, pyro.optim.Adam({"lr": 0.05}), elbo)
+    for _ in range(20):
+        svi.step(X)
+    before = dict(m.params_)
+    m.sync_params_from_store()
+    store = pyro.get_param_store()
+    for key, value in m.params_.items():
+        assert torch.equal(value, store[f"{m.name}.{key}"].detach())
+    assert any(not torch.equal(before[k], m.params_[k]) for k in before)  # the SVI loop moved them
+    # Pyro's compute_marginals rebuilds the membership-set site from logits: its marginal over the
+    # sets is the exact posterior P(z_i = s | x_i), whose expectation is membership_probs
+    marginals = elbo.compute_marginals(m.model, m.guide, X)
+    support = torch.arange(m.num_membership_sets).unsqueeze(-1)
+    post = marginals["z"].log_prob(support).exp().T  # (N, S)
+    torch.testing.assert_close(post.sum(-1), torch.ones(8, dtype=post.dtype))
+    torch.testing.assert_close(post @ membership_sets(3, dtype=post.dtype), m.membership_probs(X))
+
+
 def test_predictive_and_svi_with_pyro_tools():
     g = torch.Generator().manual_seed(8)
     X = _data("normal", 20, g)

@@ -282,14 +282,34 @@ class MembershipSets(dist.TorchDistribution):
     :param Tensor log1m_pi: :math:`\log(1-\pi_k)`, same shape.
     :param Tensor sets: the enumerated sets, a 0/1 matrix ``(S, K)`` from
         :func:`membership_sets`.
+    :param Tensor logits: alternatively, unnormalised log probabilities of the
+        ``S`` set indices (shape ``batch + (S,)``), e.g. posterior marginals;
+        this is how Pyro's ``TraceEnum_ELBO.compute_marginals`` rebuilds the
+        site's distribution.  ``sets`` is then optional.
     """
 
     arg_constraints = {}
     has_enumerate_support = True
 
-    def __init__(self, log_pi: Tensor, log1m_pi: Tensor, sets: Tensor, batch_shape=None, validate_args=None):
+    def __init__(
+        self,
+        log_pi: Tensor | None = None,
+        log1m_pi: Tensor | None = None,
+        sets: Tensor | None = None,
+        batch_shape=None,
+        validate_args=None,
+        *,
+        logits: Tensor | None = None,
+    ):
         self.sets = sets
-        self.log_prior = set_log_prior(log_pi, log1m_pi, sets)
+        if logits is not None:
+            if log_pi is not None or log1m_pi is not None:
+                raise ValueError("MembershipSets: give either log_pi and log1m_pi, or logits, not both")
+            self.log_prior = logits - logits.logsumexp(-1, keepdim=True)
+        elif log_pi is None or log1m_pi is None or sets is None:
+            raise ValueError("MembershipSets needs log_pi, log1m_pi and sets (or logits)")
+        else:
+            self.log_prior = set_log_prior(log_pi, log1m_pi, sets)
         if batch_shape is None:
             batch_shape = self.log_prior.shape[:-1]
         super().__init__(torch.Size(batch_shape), torch.Size(), validate_args=False)
@@ -302,7 +322,7 @@ class MembershipSets(dist.TorchDistribution):
 
     @constraints.dependent_property(is_discrete=True, event_dim=0)
     def support(self):
-        return constraints.integer_interval(0, self.sets.shape[0] - 1)
+        return constraints.integer_interval(0, self.log_prior.shape[-1] - 1)
 
     def log_prob(self, value: Tensor) -> Tensor:
         value = value.long()
@@ -324,7 +344,7 @@ class MembershipSets(dist.TorchDistribution):
             return torch.distributions.Categorical(logits=logits).sample(sample_shape)
 
     def enumerate_support(self, expand: bool = True) -> Tensor:
-        values = torch.arange(self.sets.shape[0], device=self.log_prior.device)
+        values = torch.arange(self.log_prior.shape[-1], device=self.log_prior.device)
         values = values.reshape((-1,) + (1,) * len(self.batch_shape))
         if expand:
             values = values.expand((-1,) + self.batch_shape)

@@ -309,7 +309,8 @@ class OverlappingMixtureModel:
         enumerated in the model.  Parameters live in Pyro's param store under
         ``<name>.<site>.loc`` (and ``.log_scale``), initialised by
         :meth:`initialize` (called on the first run with data if needed).
-        Arguments as for :meth:`model`.
+        After your own ``SVI`` loop, call :meth:`sync_params_from_store` before
+        using the fitted quantities.  Arguments as for :meth:`model`.
         """
         if self.params_ is None:
             if data is None:
@@ -324,6 +325,26 @@ class OverlappingMixtureModel:
                 pyro.sample(site, dist.Normal(loc, log_scale.exp()).to_event(len(shape)))
             else:
                 pyro.sample(site, dist.Delta(loc, event_dim=len(shape)))
+
+    def sync_params_from_store(self) -> None:
+        """
+        Copy this model's parameters from Pyro's param store into ``params_``.
+
+        :meth:`fit` keeps ``params_`` up to date itself; call this after running
+        your own ``SVI`` loop on :meth:`model`/:meth:`guide`, before using the
+        fitted quantities (:meth:`map_sets`, :meth:`membership_probs`, ...),
+        which read ``params_``.
+
+        :raises NotFittedError: if the guide has not created its parameters yet.
+        """
+        self._check_fitted()
+        store = pyro.get_param_store()
+        missing = [k for k in self.params_ if self._param_name(k) not in store]
+        if missing:
+            raise NotFittedError(
+                f"no parameters {missing} in Pyro's param store: run the guide (e.g. one SVI step) first"
+            )
+        self.params_ = {k: store[self._param_name(k)].detach().clone() for k in self.params_}
 
     # ------------------------------------------------------------------ #
     # fitted quantities (plug-in at the guide's location)
