@@ -1,5 +1,6 @@
 # Copyright Contributors to the pyro_expfam project.
 # SPDX-License-Identifier: Apache-2.0
+"""The Lomax (Pareto type II) distribution: the Gamma–Exponential posterior predictive."""
 from __future__ import annotations
 
 import math

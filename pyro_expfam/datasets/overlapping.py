@@ -45,6 +45,7 @@ class OverlappingData:
 
     @property
     def num_clusters(self) -> int:
+        """Number of planted clusters ``K``."""
         return self.Z.shape[1]
 
 

@@ -1,5 +1,6 @@
 # Copyright Contributors to the pyro_expfam project.
 # SPDX-License-Identifier: Apache-2.0
+"""The MultivariateNormal family as a Pyro distribution with natural-parameter algebra."""
 from __future__ import annotations
 
 import math

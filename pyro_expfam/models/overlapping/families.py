@@ -118,6 +118,7 @@ class ClusterFamily:
 
     @property
     def is_setup(self) -> bool:
+        """Whether :meth:`setup` has fixed the data-dependent hyperparameters."""
         return self.layout is not None
 
     def state_dict(self) -> dict[str, Tensor]:
@@ -125,10 +126,12 @@ class ClusterFamily:
         return {k: v.detach().clone() for k, v in self.hyper.items()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Restore the hyperparameters saved by :meth:`state_dict`."""
         self.hyper = dict(state)
         self._build()
 
     def to(self, dtype: torch.dtype | None = None, device=None) -> None:
+        """Move the hyperparameters to ``dtype``/``device`` (in place)."""
         self.hyper = {
             k: v.to(dtype=dtype if v.is_floating_point() else v.dtype, device=device) for k, v in self.hyper.items()
         }
