@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["as_data_tensor", "progress_bar", "set_rng_seed", "NotFittedError", "ConvergenceWarning"]
+__all__ = ["as_data_tensor", "check_device", "progress_bar", "set_rng_seed", "NotFittedError", "ConvergenceWarning"]
 
 try:  # follow scikit-learn's exception types when it is installed, so `except` clauses written for it work
     from sklearn.exceptions import ConvergenceWarning, NotFittedError
@@ -47,7 +47,8 @@ def as_data_tensor(
     :param device: target device (default: keep).
     :param int min_rows: minimum size of the first dimension.
     :raises TypeError: if ``X`` cannot be converted to a numeric tensor.
-    :raises ValueError: on wrong dimension, too few rows, NaN or infinite entries.
+    :raises ValueError: on wrong dimension, too few rows, NaN or infinite entries,
+        or a device that does not exist here.
     """
     if isinstance(X, Tensor):
         t = X
@@ -61,7 +62,7 @@ def as_data_tensor(
     if dtype is None and not t.is_floating_point():
         dtype = torch.get_default_dtype()
     if dtype is not None or device is not None:
-        t = t.to(dtype=dtype or t.dtype, device=device or t.device)
+        t = t.to(dtype=dtype or t.dtype, device=check_device(device) if device is not None else t.device)
     if ndim is not None and t.dim() != ndim:
         raise ValueError(f"{name} must be a {ndim}-D tensor, got shape {tuple(t.shape)}")
     if t.dim() > 0 and t.shape[0] < min_rows:
@@ -70,6 +71,27 @@ def as_data_tensor(
     if t.is_floating_point() and not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
     return t
+
+
+def check_device(device: torch.device | str, name: str = "device") -> torch.device:
+    """
+    Parse ``device`` and check that it is usable here, raising a clear
+    :class:`ValueError` (e.g. ``"cuda"`` on a machine without CUDA) instead of
+    an error from deep inside torch.
+
+    :param device: a :class:`torch.device` or a string such as ``"cpu"``, ``"cuda:0"``.
+    :param str name: argument name used in error messages.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"{name}={device!r} is not a torch device (e.g. 'cpu', 'cuda', 'cuda:1')") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}={device!r}: CUDA is not available on this machine (torch {torch.__version__})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name}={device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return dev
 
 
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)

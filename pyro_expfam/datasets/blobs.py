@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..util import check_device
+
 __all__ = ["make_blobs"]
 
 
@@ -73,6 +75,7 @@ def make_blobs(
     y = torch.arange(n_samples) % n_clusters
     y = y[torch.randperm(n_samples, generator=g)]
     X = C[y] + cluster_std * torch.randn(n_samples, n_features, generator=g, dtype=torch.float64)
+    device = check_device(device) if device is not None else None
     X, y, C = X.to(device=device, dtype=dtype), y.to(device), C.to(device=device, dtype=dtype)
     if return_centers:
         return X, y, C

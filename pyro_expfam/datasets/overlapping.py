@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..util import check_device
+
 __all__ = ["OverlappingData", "make_overlapping_bars", "make_overlapping_gaussians", "sample_membership_sets"]
 
 
@@ -173,6 +175,7 @@ def make_overlapping_bars(
     Z = sample_membership_sets(num_points, num_clusters, set_size_probs, g)
     X = torch.bernoulli(torch.sigmoid(Z @ logits), generator=g)
     dtype = dtype or torch.get_default_dtype()
+    device = check_device(device) if device is not None else None
     return OverlappingData(
         X.to(dtype=dtype, device=device),
         Z.to(dtype=dtype, device=device),
@@ -249,5 +252,5 @@ def make_overlapping_gaussians(
     # x = mean + L^{-T} eps has covariance (L L^T)^{-1}
     X = mean + torch.linalg.solve_triangular(chol.mT, eps.unsqueeze(-1), upper=True).squeeze(-1)
     dtype = dtype or torch.get_default_dtype()
-    conv = {"dtype": dtype, "device": device}
+    conv = {"dtype": dtype, "device": check_device(device) if device is not None else None}
     return OverlappingData(X.to(**conv), Z.to(**conv), {"loc": loc.to(**conv), "precision": precision.to(**conv)})

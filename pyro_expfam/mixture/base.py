@@ -52,10 +52,17 @@ from .init import initial_responsibilities
 
 __all__ = ["BaseMixture"]
 
+try:  # when scikit-learn is installed, be a real scikit-learn estimator (Pipeline, GridSearchCV, clone, tags)
+    from sklearn.base import BaseEstimator, DensityMixin
+
+    _SKLEARN_BASES: tuple[type, ...] = (DensityMixin, BaseEstimator)
+except ImportError:  # pragma: no cover - scikit-learn is optional
+    _SKLEARN_BASES = ()
+
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class BaseMixture(ABC):
+class BaseMixture(*_SKLEARN_BASES, ABC):
     """
     Base class of the mixture estimators (scikit-learn conventions: constructor
     arguments are hyper-parameters stored unchanged, fitted attributes end in

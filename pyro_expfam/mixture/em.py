@@ -49,9 +49,13 @@ _INIT_SHRINK = 0.1
 def _resolve_family(family) -> tuple[type[ExponentialFamily], ExponentialFamily | None]:
     """``(class, prototype instance or None)`` from a class, a class name or an instance."""
     if isinstance(family, str):
-        cls = getattr(expfam, family, None)
-        if not (isinstance(cls, type) and issubclass(cls, ExponentialFamily)):
-            raise ValueError(f"family {family!r} is not a family of pyro_expfam.distributions")
+        by_name = {c.__name__.lower(): c for c in expfam.FAMILIES}
+        cls = by_name.get(family.lower().replace("_", ""))
+        if cls is None:
+            raise ValueError(
+                f"family {family!r} is not a family of pyro_expfam.distributions; choose one of "
+                + ", ".join(sorted(c.__name__ for c in expfam.FAMILIES))
+            )
         return cls, None
     if isinstance(family, ExponentialFamily):
         return type(family), family

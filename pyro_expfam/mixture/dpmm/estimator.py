@@ -94,7 +94,11 @@ class DirichletProcessMixture(BaseMixture):
         Every method records the exact ELBO (:meth:`elbo`) after each iteration.
         ``snvi`` converges when 3 successive changes are below ``tol``; ``svi``
         runs ``max_iter`` iterations and reports ``converged_`` from its last 3 changes.
-    :param bool merge: exact merge moves during CAVI (default true).
+    :param bool merge: exact merge moves during CAVI (default true): two
+        components are merged whenever that raises the ELBO, which empties
+        unneeded components of a large truncation quickly; heavily overlapping
+        blobs may then be joined (the ELBO prefers it), so use ``merge=False``
+        to keep them apart.
     :param int batch_size: minibatch size for ``snvi``/``svi`` (default: 1024 for snvi, all data for svi).
     :param float learning_rate_offset: :math:`\\tau` of the snvi step size :math:`(t+\\tau)^{-\\kappa}`.
     :param float learning_rate_decay: :math:`\\kappa` of the snvi step size.
@@ -203,6 +207,8 @@ class DirichletProcessMixture(BaseMixture):
         bs = self.batch_size
         if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
             raise ValueError(f"batch_size must be a positive int, got {bs!r}")
+        if bs is not None and self.method == "cavi":
+            raise ValueError("batch_size is used by method='snvi' or 'svi' only; CAVI passes over all the data")
         if not float(self.learning_rate_offset) >= 1.0:
             raise ValueError(f"learning_rate_offset must be >= 1 (so that the step size is <= 1), "
                              f"got {self.learning_rate_offset!r}")

@@ -39,7 +39,7 @@ import torch
 from pyro import poutine
 from torch import Tensor
 
-from ...util import NotFittedError
+from ...util import NotFittedError, check_device
 from .families import ClusterFamily
 from .generic import make_cluster_family
 from .likelihood import (
@@ -170,6 +170,8 @@ class OverlappingMixtureModel:
 
         :returns: ``self``.
         """
+        if device is not None:
+            device = check_device(device)
         self._sets = self._sets.to(dtype=dtype, device=device)
         if self.family.is_setup:
             self.family.to(dtype=dtype, device=device)
