@@ -58,3 +58,14 @@ def test_unavailable_device_gives_a_clear_error():
 def test_batch_size_with_cavi_is_refused():
     with pytest.raises(ValueError, match="batch_size"):
         DirichletProcessMixture(5, batch_size=10).fit(_blobs())
+
+
+def test_conjugate_posterior_with_mismatched_data_shape_raises():
+    from pyro_expfam.conjugate import posterior
+    from pyro_expfam.distributions import Bernoulli, Beta
+
+    prior = Beta(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match="batch_shape"):
+        posterior(prior, Bernoulli, torch.tensor([1.0, 0.0, 1.0]))
+    post = posterior(prior, Bernoulli, torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # (N, batch) is fine
+    torch.testing.assert_close(post.concentration1, torch.tensor([3.0, 3.0]))

@@ -250,6 +250,10 @@ def _ref_tensor(prior_ef) -> Tensor:
     return prior_ef._expanded_natural_params()[0]
 
 
+def _broadcasts(a: torch.Size, b: torch.Size) -> bool:
+    return all(x == y or x == 1 for x, y in zip(a, b))
+
+
 def _sum_observations(t: Tensor, event_rank: int, batch_rank: int) -> Tensor:
     n_sample = t.dim() - event_rank - batch_rank
     if n_sample > 0:
@@ -278,6 +282,14 @@ def _prepare(pair: ConjugatePair, prior_ef, data, weights, fixed) -> tuple[Tenso
     x = _as_data(data, ref, pair)
     fixed = {k: v for k, v in fixed.items() if v is not None}
     pair.check_data(x, prior_ef, fixed)
+    # one observation has shape batch_shape + event: the leading dimensions of data index observations
+    obs_batch = x.shape[: x.dim() - pair.event_dim] if pair.event_dim else x.shape
+    batch = prior_ef.batch_shape
+    if len(batch) and (len(obs_batch) < len(batch) or not _broadcasts(obs_batch[len(obs_batch) - len(batch) :], batch)):
+        raise ValueError(
+            f"data of shape {tuple(x.shape)} does not match the prior's batch_shape {tuple(batch)}: "
+            f"data must have shape (N,) + batch_shape + event_shape (batch dimensions may be 1)"
+        )
     w = None
     if weights is not None:
         w = torch.as_tensor(weights, dtype=ref.dtype, device=ref.device)
