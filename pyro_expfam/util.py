@@ -37,8 +37,9 @@ def as_data_tensor(
     Convert ``X`` (tensor, numpy array or nested sequence) to a floating tensor
     and check it, raising clear errors for bad input.
 
-    Integer and boolean input becomes ``torch.get_default_dtype()`` unless
-    ``dtype`` is given; floating tensors keep their dtype and device.
+    Integer and boolean tensors become ``torch.get_default_dtype()``, integer
+    and boolean arrays or sequences ``float64`` (as in numpy), unless ``dtype``
+    is given; floating input keeps its dtype (and tensors their device).
 
     :param X: the data.
     :param str name: argument name used in error messages.
@@ -60,7 +61,9 @@ def as_data_tensor(
     if not (t.is_floating_point() or t.dtype == torch.bool or t.dtype in _INT_DTYPES):
         raise TypeError(f"{name} must be real-valued, got dtype {t.dtype}")
     if dtype is None and not t.is_floating_point():
-        dtype = torch.get_default_dtype()
+        # integer/boolean arrays become float64 like numpy's (and scikit-learn's) default;
+        # integer torch tensors become torch's default floating dtype
+        dtype = torch.get_default_dtype() if isinstance(X, Tensor) else torch.float64
     if dtype is not None or device is not None:
         t = t.to(dtype=dtype or t.dtype, device=check_device(device) if device is not None else t.device)
     if ndim is not None and t.dim() != ndim:

@@ -69,3 +69,10 @@ def test_conjugate_posterior_with_mismatched_data_shape_raises():
         posterior(prior, Bernoulli, torch.tensor([1.0, 0.0, 1.0]))
     post = posterior(prior, Bernoulli, torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # (N, batch) is fine
     torch.testing.assert_close(post.concentration1, torch.tensor([3.0, 3.0]))
+
+
+def test_integer_arrays_are_fitted_in_float64_like_sklearn():
+    X = np.round(_blobs() * 10).astype(int)
+    assert GaussianMixture(3, random_state=0).fit(X).means_.dtype == torch.float64
+    # integer *tensors* follow torch's default floating dtype
+    assert GaussianMixture(3, random_state=0).fit(torch.as_tensor(X)).means_.dtype == torch.get_default_dtype()
