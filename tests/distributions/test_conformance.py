@@ -16,7 +16,7 @@ import pyro.distributions as pdist
 import pytest
 import torch
 from family_fixtures import FIXTURES, Fixture, make
-from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO, config_enumerate
+from pyro.infer import SVI, Predictive, Trace_ELBO, TraceEnum_ELBO, config_enumerate, infer_discrete
 from pyro.optim import Adam
 
 import pyro_expfam.distributions as expfam
@@ -252,6 +252,42 @@ def test_trace_enum_elbo_matches_brute_force(fixture: Fixture):
     support = d.enumerate_support(expand=False)
     brute = -(d.log_prob(support) + pdist.Normal(f(support), 1.0).log_prob(y)).logsumexp(0)
     _close(torch.tensor(loss, dtype=torch.float64), brute)
+
+
+@fixtures
+def test_predictive_samples_in_support(fixture: Fixture):
+    d, _ = make(fixture, (3,), seed=15)
+
+    def model():
+        with pyro.plate("batch", 3):
+            return pyro.sample("x", d)
+
+    samples = Predictive(model, num_samples=4)()["x"]
+    assert samples.shape == (4, 3) + d.event_shape
+    assert bool(d.support.check(samples).all())
+
+
+@pytest.mark.parametrize("fixture", _enum_cases(), ids=repr)
+def test_infer_discrete_map_matches_brute_force(fixture: Fixture):
+    d, _ = make(fixture, (), seed=16)
+    if d.event_shape:
+        pytest.skip("Pyro's infer_discrete cannot sample enumerated sites with event dimensions "
+                    "(pyro.distributions.OneHotCategorical fails the same way)")
+    y = torch.tensor(1.3, dtype=torch.float64)
+
+    def f(z):
+        return z.sum(-1) if d.event_shape else z
+
+    @config_enumerate
+    def model():
+        z = pyro.sample("z", d)
+        pyro.sample("y", pdist.Normal(f(z).to(y.dtype), 0.5), obs=y)
+        return z
+
+    support = d.enumerate_support(expand=False)
+    joint = d.log_prob(support) + pdist.Normal(f(support).to(y.dtype), 0.5).log_prob(y)
+    z_map = infer_discrete(model, first_available_dim=-1, temperature=0)()
+    assert torch.equal(z_map, support[joint.argmax()])
 
 
 @fixtures
