@@ -30,6 +30,7 @@ feature dimensions as event dimensions.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable
 
@@ -248,12 +249,7 @@ class OverlappingMixtureModel:
         :returns: the (observed or generated) data of the plate's points.
         """
         data, num_data, log_pi, log1m_pi, eta_k, eta0 = self._globals_prelude(data, num_data)
-        like = self._sets
-        full = subsample is None and (subsample_size is None or subsample_size >= num_data)
-        with pyro.plate(
-            "data", num_data, subsample_size=subsample_size, subsample=subsample, dim=-1, device=like.device
-        ) as idx:
-            x = None if data is None else (data if full else data.index_select(0, idx))
+        with self._data_plate(data, num_data, subsample_size, subsample) as x:
             s = pyro.sample("z", MembershipSets(log_pi, log1m_pi, self._sets), infer={"enumerate": "parallel"})
             return pyro.sample("x", OverlapLikelihood(s, self._sets, eta0, eta_k, self.family.layout), obs=x)
 
@@ -274,14 +270,18 @@ class OverlappingMixtureModel:
         Arguments as for :meth:`model`.
         """
         data, num_data, log_pi, log1m_pi, eta_k, eta0 = self._globals_prelude(data, num_data)
-        like = self._sets
-        full = subsample is None and (subsample_size is None or subsample_size >= num_data)
-        with pyro.plate(
-            "data", num_data, subsample_size=subsample_size, subsample=subsample, dim=-1, device=like.device
-        ) as idx:
-            x = None if data is None else (data if full else data.index_select(0, idx))
+        with self._data_plate(data, num_data, subsample_size, subsample) as x:
             fn = OverlapMarginal(log_pi, log1m_pi, eta0, eta_k, self._sets, self.family.layout)
             return pyro.sample("x", fn, obs=x)
+
+    @contextlib.contextmanager
+    def _data_plate(self, data, num_data, subsample_size, subsample):
+        """The data plate (subsampled if asked); yields the observed rows of the minibatch, or ``None``."""
+        full = subsample is None and (subsample_size is None or subsample_size >= num_data)
+        with pyro.plate(
+            "data", num_data, subsample_size=subsample_size, subsample=subsample, dim=-1, device=self._sets.device
+        ) as idx:
+            yield None if data is None else (data if full else data.index_select(0, idx))
 
     def _globals_prelude(self, data, num_data):
         if data is not None:
