@@ -76,7 +76,7 @@ def _model(family: str, k: int, prior: str, **kwargs) -> OverlappingMixtureModel
 def _random_values(m: OverlappingMixtureModel, g: torch.Generator) -> dict[str, torch.Tensor]:
     values = {s: 0.7 * torch.randn(shape, generator=g, dtype=F64) for s, shape in m.global_sites().items()}
     if isinstance(m.family, ExpFamClusters):  # natural parameters away from the boundary (e.g. Beta shapes > 1)
-        values = {s: v + 1.0 if s.startswith("cluster_natural") else v for s, v in values.items()}
+        values = {s: v + 1.0 if "_natural_" in s else v for s, v in values.items()}
     return values
 
 
@@ -86,40 +86,54 @@ def _set_distribution(m: OverlappingMixtureModel, values: dict, z: torch.Tensor)
     normalised product (product_along_axis with 0/1 weights) of the background and the clusters.
     """
     fam = m.family
+    learned = fam.learn_background  # the background is then row 0 of the "background_*" sites
     if isinstance(fam, BernoulliClusters):
-        logits = torch.cat([torch.zeros(1, values["cluster_logits"].shape[1], dtype=F64), values["cluster_logits"]])
-        stacked = expfam.Bernoulli(logits=logits)
+        row0 = values["background_logits"] if learned else torch.zeros(1, values["cluster_logits"].shape[1], dtype=F64)
+        stacked = expfam.Bernoulli(logits=torch.cat([row0, values["cluster_logits"]]))
     elif isinstance(fam, NormalClusters):
         h = fam.hyper
-        loc = torch.cat([h["loc"][None], values["cluster_loc"]])
-        scale = torch.cat(
-            [(fam.background_scale * h["var"].sqrt())[None], (-0.5 * values["cluster_log_precision"]).exp()]
-        )
+        if learned:
+            loc0, scale0 = values["background_loc"], (-0.5 * values["background_log_precision"]).exp()
+        else:
+            loc0, scale0 = h["loc"][None], (fam.background_scale * h["var"].sqrt())[None]
+        loc = torch.cat([loc0, values["cluster_loc"]])
+        scale = torch.cat([scale0, (-0.5 * values["cluster_log_precision"]).exp()])
         stacked = expfam.Normal(loc, scale)
     elif isinstance(fam, MultivariateNormalClusters):
         h = fam.hyper
         d = h["loc"].shape[0]
-        a = torch.diag_embed((0.5 * values["cluster_bartlett_log_chi2"]).exp())
         rows, cols = torch.tril_indices(d, d, offset=-1)
-        a[:, rows, cols] = values["cluster_bartlett_offdiag"]
-        lw = h["wishart_tril"]
-        prec = lw @ a @ a.mT @ lw.T
-        prec0 = torch.linalg.inv(fam.background_scale**2 * h["cov"])
+
+        def wishart(prefix, lw):
+            a = torch.diag_embed((0.5 * values[f"{prefix}_bartlett_log_chi2"]).exp())
+            a[:, rows, cols] = values[f"{prefix}_bartlett_offdiag"]
+            return lw @ a @ a.mT @ lw.T
+
+        prec = wishart("cluster", h["wishart_tril"])
+        if learned:  # Wishart scale Sigma^-1 / (df * background_scale^2)
+            prec0, loc0 = wishart("background", h["wishart_tril"] / fam.background_scale), values["background_loc"]
+        else:
+            prec0, loc0 = torch.linalg.inv(fam.background_scale**2 * h["cov"])[None], h["loc"][None]
         stacked = expfam.MultivariateNormal(
-            torch.cat([h["loc"][None], values["cluster_loc"]]), precision_matrix=torch.cat([prec0[None], prec])
+            torch.cat([loc0, values["cluster_loc"]]), precision_matrix=torch.cat([prec0, prec])
         )
     elif isinstance(fam, CategoricalClusters):
         logits = values["cluster_log_weights"]
-        logits = torch.cat([torch.zeros_like(logits[:1]), logits])
+        row0 = values["background_log_weights"] if learned else torch.zeros_like(logits[:1])
+        logits = torch.cat([row0, logits])
         cls = expfam.OneHotCategorical if fam.one_hot else expfam.Categorical
         stacked = cls(logits=logits)
     else:  # ExpFamClusters: stack the background and the clusters' natural parameters
         layout = fam.layout
-        eta0 = layout.unflatten(fam.hyper["background"])
-        eta_k = [
-            torch.distributions.biject_to(c)(values[f"cluster_natural_{i}"])
-            for i, c in enumerate(layout.family._natural_param_constraints)
-        ]
+        constraints = layout.family._natural_param_constraints
+        if learned:
+            eta0 = [
+                torch.distributions.biject_to(c)(values[f"background_natural_{i}"])[0]
+                for i, c in enumerate(constraints)
+            ]
+        else:
+            eta0 = layout.unflatten(fam.hyper["background"])
+        eta_k = [torch.distributions.biject_to(c)(values[f"cluster_natural_{i}"]) for i, c in enumerate(constraints)]
         stacked = layout.family._from_natural_params(
             *(torch.cat([e0[None], ek]) for e0, ek in zip(eta0, eta_k, strict=True)), **layout.fixed
         )
@@ -175,6 +189,31 @@ def test_enumerated_loss_equals_brute_force(family, prior):
     # the collapsed model (membership sets summed out by the fused kernel) gives the same number
     marginal = Trace_ELBO().loss(poutine.condition(m.marginal_model, data=values), _empty_guide, X)
     assert marginal == pytest.approx(expected, abs=1e-6, rel=1e-10)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_learned_background_loss_equals_brute_force(family):
+    """background="learned": eta_0 is a global site with a conjugate prior; loss = brute force over all sets."""
+    g = torch.Generator().manual_seed(10)
+    X = _data(family, 6, g)
+    m = _model(family, 3, "ibp", background="learned")
+    m.setup(X)
+    values = _random_values(m, g)
+    assert any(s.startswith("background_") for s in values)
+    expected = _brute_force_loss(m, values, X)  # includes the background's prior density
+    loss = TraceEnum_ELBO(max_plate_nesting=1).loss(poutine.condition(m.model, data=values), _empty_guide, X)
+    assert loss == pytest.approx(expected, abs=1e-6, rel=1e-10)
+    marginal = Trace_ELBO().loss(poutine.condition(m.marginal_model, data=values), _empty_guide, X)
+    assert marginal == pytest.approx(expected, abs=1e-6, rel=1e-10)
+    # at its initial value the learned background is the fixed one: same likelihood
+    fixed = _model(family, 3, "ibp", background="fixed")
+    fixed.initialize(X, torch.Generator().manual_seed(0))
+    m.initialize(X, torch.Generator().manual_seed(0))
+    assert m.score(X) == pytest.approx(fixed.score(X), abs=1e-10)
+    # a point in no cluster follows the background distribution
+    assert torch.allclose(
+        m.set_distribution(torch.zeros(3, dtype=F64)).log_prob(X), m.background_distribution().log_prob(X)
+    )
 
 
 @pytest.mark.parametrize("k", [1, 2, 4])

@@ -64,6 +64,15 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
+_BACKGROUNDS = ("fixed", "learned")
+
+
+def _check_background(background) -> str:
+    if not isinstance(background, str) or background.lower() not in _BACKGROUNDS:
+        raise ValueError(f"background must be 'fixed' or 'learned', got {background!r}")
+    return background.lower()
+
+
 def _seeds(x: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
     """k-means++ seeding: ``num`` row indices of ``x`` (``(N, M)``), far apart from each other."""
     x = x.reshape(x.shape[0], -1).to(torch.float64).cpu()
@@ -92,9 +101,15 @@ class ClusterFamily:
     :meth:`_sample_sites`, :meth:`natural_params` and :meth:`init_values`.
     """
 
-    def __init__(self):
+    def __init__(self, background: str = "fixed"):
         self.hyper: dict[str, Tensor] = {}
         self.layout: ExpFamLayout | None = None
+        self.background_mode = _check_background(background)
+
+    @property
+    def learn_background(self) -> bool:
+        """Whether the background :math:`\\eta_0` is a learned global site (``background="learned"``)."""
+        return self.background_mode == "learned"
 
     # ---- data ---------------------------------------------------------------
     def check_data(self, X, name: str = "X") -> Tensor:
@@ -142,15 +157,46 @@ class ClusterFamily:
         return next(iter(self.hyper.values()))
 
     # ---- priors -------------------------------------------------------------
-    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
-        """Global sites of the cluster parameters and their event shapes."""
+    def sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, torch.Size]:
+        """
+        Global sites of the cluster parameters and their event shapes (names
+        start with ``prefix``; the learned background uses ``"background"``
+        with one row).
+        """
         raise NotImplementedError
 
-    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
+    def _sample_sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
+    def natural_params(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[Tensor, ...]:
         """Per-cluster natural parameters (``batch + (K,) + F + ev_i``) from the site values."""
+        raise NotImplementedError
+
+    # ---- the learned background (background="learned") ---------------------
+    def background_sites(self) -> dict[str, torch.Size]:
+        """Global sites of the learned background (empty for the fixed background)."""
+        return self.sites(1, prefix="background") if self.learn_background else {}
+
+    def sample_background(self) -> Tensor:
+        """
+        The background natural parameter :math:`\\eta_0` (flattened, ``batch + (T,)``):
+        the fixed one, or ``pyro.sample`` of the learned one under its conjugate prior.
+        """
+        if not self.learn_background:
+            return self.background()
+        return self.flat_background(self._sample_sites(1, prefix="background"))
+
+    def flat_background(self, values: dict[str, Tensor]) -> Tensor:
+        """Flattened background natural parameter from the site values (the fixed one if not learned)."""
+        if not self.learn_background:
+            return self.background()
+        eta = self.layout.flatten(self.natural_params(values, prefix="background"))
+        # (1, T) -> (T,); batched values (e.g. vectorised particles) keep batch + (1, T), which
+        # broadcasts against the batch + (S, T) natural parameters of the membership sets
+        return eta.squeeze(-2) if eta.dim() == 2 else eta
+
+    def init_background_values(self, X: Tensor) -> dict[str, Tensor]:
+        """Initial values of the learned background sites: the fixed background of this family."""
         raise NotImplementedError
 
     def flat_clusters(self, values: dict[str, Tensor]) -> Tensor:
@@ -186,7 +232,12 @@ class BernoulliClusters(ClusterFamily):
     Binary features (the case of Heller & Ghahramani): cluster ``k`` has
     :math:`\theta_{kd} \sim \mathrm{Beta}(a, b)`, stored as logits on the site
     ``"cluster_logits"`` (``K x D``); a set's logit is the sum of its clusters'
-    logits.  The background is uniform (logit 0), neutral in every product.
+    logits.  The background is uniform (logit 0), neutral in every product
+    (``background="fixed"``), or learned (``background="learned"``): a site
+    ``"background_logits"`` (``1 x D``) with
+    :math:`\operatorname{logit}^{-1}\eta_{0d} \sim \mathrm{Beta}(a_0, b_0)`, so
+    that a feature can be "off unless a cluster turns it on" (noisy-OR-like
+    unions, points in no cluster).
 
     Initialisation: small random logits, :math:`\mathcal N(0, \text{init\_scale}^2)`
     (on planted bars this beats seeding clusters at data points, half of which
@@ -195,19 +246,35 @@ class BernoulliClusters(ClusterFamily):
     :param float concentration1: ``a``.
     :param float concentration0: ``b``.
     :param float init_scale: standard deviation of the initial logits.
+    :param str background: ``"fixed"`` (uniform) or ``"learned"``.
+    :param float background_concentration1: ``a0`` of the learned background's prior.
+    :param float background_concentration0: ``b0`` of the learned background's prior.
     """
 
-    def __init__(self, concentration1: float = 1.0, concentration0: float = 1.0, init_scale: float = 0.5):
-        super().__init__()
+    def __init__(
+        self,
+        concentration1: float = 1.0,
+        concentration0: float = 1.0,
+        init_scale: float = 0.5,
+        background: str = "fixed",
+        background_concentration1: float = 1.0,
+        background_concentration0: float = 1.0,
+    ):
+        super().__init__(background)
         self.concentration1 = _positive("concentration1", concentration1)
         self.concentration0 = _positive("concentration0", concentration0)
         self.init_scale = _positive("init_scale", init_scale)
+        self.background_concentration1 = _positive("background_concentration1", background_concentration1)
+        self.background_concentration0 = _positive("background_concentration0", background_concentration0)
 
     def config(self) -> dict:
         return {
             "concentration1": self.concentration1,
             "concentration0": self.concentration0,
             "init_scale": self.init_scale,
+            "background": self.background_mode,
+            "background_concentration1": self.background_concentration1,
+            "background_concentration0": self.background_concentration0,
         }
 
     def check_data(self, X, name: str = "X") -> Tensor:
@@ -224,17 +291,24 @@ class BernoulliClusters(ClusterFamily):
     def template(self) -> ExponentialFamily:
         return Bernoulli(logits=self.hyper["background_logits"], validate_args=False)
 
-    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
-        return {"cluster_logits": torch.Size([num_clusters, self.hyper["background_logits"].shape[0]])}
+    def sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, torch.Size]:
+        return {f"{prefix}_logits": torch.Size([num_clusters, self.hyper["background_logits"].shape[0]])}
 
-    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
-        (shape,) = self.sites(num_clusters).values()
-        a = self._like.new_full(shape, self.concentration1)
-        prior = LogitBeta(a, torch.full_like(a, self.concentration0)).to_event(2)
-        return {"cluster_logits": pyro.sample("cluster_logits", prior)}
+    def _sample_sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, Tensor]:
+        ((name, shape),) = self.sites(num_clusters, prefix).items()
+        if prefix == "background":
+            a1, a0 = self.background_concentration1, self.background_concentration0
+        else:
+            a1, a0 = self.concentration1, self.concentration0
+        a = self._like.new_full(shape, a1)
+        prior = LogitBeta(a, torch.full_like(a, a0)).to_event(2)
+        return {name: pyro.sample(name, prior)}
 
-    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        return (values["cluster_logits"],)
+    def natural_params(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[Tensor, ...]:
+        return (values[f"{prefix}_logits"],)
+
+    def init_background_values(self, X: Tensor) -> dict[str, Tensor]:
+        return {"background_logits": self.hyper["background_logits"].unsqueeze(0).clone()}
 
     def init_values(self, X: Tensor, num_clusters: int, generator: torch.Generator | None) -> dict[str, Tensor]:
         (shape,) = self.sites(num_clusters).values()
@@ -244,8 +318,8 @@ class BernoulliClusters(ClusterFamily):
 
 # ---------------------------------------------------------------------------- #
 class _GaussianBase(ClusterFamily):
-    def __init__(self, kappa0: float, background_scale: float, init_precision: float):
-        super().__init__()
+    def __init__(self, kappa0: float, background_scale: float, init_precision: float, background: str = "fixed"):
+        super().__init__(background)
         self.kappa0 = _positive("kappa0", kappa0)
         self.background_scale = _positive("background_scale", background_scale)
         self.init_precision = _positive("init_precision", init_precision)
@@ -264,12 +338,17 @@ class NormalClusters(_GaussianBase):
     :math:`\mu \mid \lambda \sim \mathcal N(m_0, 1/(\kappa_0\lambda))` (site
     ``"cluster_loc"``; ``m0`` the data mean).  A set's precision is the sum
     of its clusters' precisions (and the background's), its precision-weighted
-    mean the sum of theirs.  Background: ``Normal(m0, background_scale * s)``.
+    mean the sum of theirs.  Background: ``Normal(m0, background_scale * s)``
+    (``background="fixed"``), or learned (``"learned"``: sites
+    ``"background_log_precision"`` and ``"background_loc"``, ``1 x D``, with the
+    same Normal-Gamma prior centred on the fixed background, mean precision
+    :math:`1/(\text{background\_scale}^2 s^2)`).
 
     :param float precision_shape: ``a0``.
     :param float kappa0: prior pseudo-count of the means.
     :param float background_scale: width of the background in data standard deviations.
     :param float init_precision: initial cluster precision, in units of ``1/s^2``.
+    :param str background: ``"fixed"`` or ``"learned"``.
     """
 
     def __init__(
@@ -278,8 +357,9 @@ class NormalClusters(_GaussianBase):
         kappa0: float = 0.01,
         background_scale: float = 3.0,
         init_precision: float = 4.0,
+        background: str = "fixed",
     ):
-        super().__init__(kappa0, background_scale, init_precision)
+        super().__init__(kappa0, background_scale, init_precision, background)
         self.precision_shape = _positive("precision_shape", precision_shape)
 
     def config(self) -> dict:
@@ -288,6 +368,7 @@ class NormalClusters(_GaussianBase):
             "kappa0": self.kappa0,
             "background_scale": self.background_scale,
             "init_precision": self.init_precision,
+            "background": self.background_mode,
         }
 
     def _setup(self, X: Tensor) -> dict[str, Tensor]:
@@ -298,21 +379,29 @@ class NormalClusters(_GaussianBase):
         scale = self.background_scale * self.hyper["var"].sqrt()
         return Normal(self.hyper["loc"], scale, validate_args=False)
 
-    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
+    def sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, torch.Size]:
         shape = torch.Size([num_clusters, self.hyper["loc"].shape[0]])
-        return {"cluster_log_precision": shape, "cluster_loc": shape}
+        return {f"{prefix}_log_precision": shape, f"{prefix}_loc": shape}
 
-    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
+    def _sample_sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, Tensor]:
         k = num_clusters
-        a = self.hyper["var"].new_full((k,) + self.hyper["var"].shape, self.precision_shape)
-        log_prec = pyro.sample("cluster_log_precision", LogGamma(a, a * self.hyper["var"]).to_event(2))
+        var = self.hyper["var"] * (self.background_scale**2 if prefix == "background" else 1.0)
+        a = var.new_full((k,) + var.shape, self.precision_shape)
+        log_prec = pyro.sample(f"{prefix}_log_precision", LogGamma(a, a * var).to_event(2))
         scale = (self.kappa0 * log_prec.exp()).rsqrt()
-        loc = pyro.sample("cluster_loc", dist.Normal(self.hyper["loc"], scale).to_event(2))
-        return {"cluster_log_precision": log_prec, "cluster_loc": loc}
+        loc = pyro.sample(f"{prefix}_loc", dist.Normal(self.hyper["loc"], scale).to_event(2))
+        return {f"{prefix}_log_precision": log_prec, f"{prefix}_loc": loc}
 
-    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        scale = (-0.5 * values["cluster_log_precision"]).exp()
-        return Normal(values["cluster_loc"], scale, validate_args=False)._natural_params
+    def natural_params(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[Tensor, ...]:
+        scale = (-0.5 * values[f"{prefix}_log_precision"]).exp()
+        return Normal(values[f"{prefix}_loc"], scale, validate_args=False)._natural_params
+
+    def init_background_values(self, X: Tensor) -> dict[str, Tensor]:
+        h = self.hyper
+        return {
+            "background_log_precision": (-(self.background_scale**2 * h["var"]).log()).unsqueeze(0).clone(),
+            "background_loc": h["loc"].unsqueeze(0).clone(),
+        }
 
     def init_values(self, X: Tensor, num_clusters: int, generator: torch.Generator | None) -> dict[str, Tensor]:
         seeds = X[_seeds(X, num_clusters, generator).to(X.device)]
@@ -332,12 +421,17 @@ class MultivariateNormalClusters(_GaussianBase):
     (site ``"cluster_loc"``).  A set's precision is the sum of precisions.
     Sufficient statistics are :math:`(x, xx^\top)`, so the enumerated
     likelihood is a GEMM with inner dimension :math:`D + D^2`.
-    Background: ``MVN(m0, background_scale^2 Σ)``.
+    Background: ``MVN(m0, background_scale^2 Σ)`` (``background="fixed"``), or
+    learned (``"learned"``: sites ``"background_bartlett_log_chi2"``,
+    ``"background_bartlett_offdiag"``, ``"background_loc"`` with one row, the
+    same Normal-Wishart prior with mean precision
+    :math:`\Sigma^{-1}/\text{background\_scale}^2`).
 
     :param float df: ``ν0 > D - 1`` (default ``D + 2``).
     :param float kappa0: prior pseudo-count of the means.
     :param float background_scale: width of the background in data standard deviations.
     :param float init_precision: initial cluster precision, in units of :math:`\Sigma^{-1}`.
+    :param str background: ``"fixed"`` or ``"learned"``.
     """
 
     def __init__(
@@ -346,8 +440,9 @@ class MultivariateNormalClusters(_GaussianBase):
         kappa0: float = 0.01,
         background_scale: float = 3.0,
         init_precision: float = 4.0,
+        background: str = "fixed",
     ):
-        super().__init__(kappa0, background_scale, init_precision)
+        super().__init__(kappa0, background_scale, init_precision, background)
         self.df = None if df is None else _positive("df", df)
 
     def config(self) -> dict:
@@ -356,6 +451,7 @@ class MultivariateNormalClusters(_GaussianBase):
             "kappa0": self.kappa0,
             "background_scale": self.background_scale,
             "init_precision": self.init_precision,
+            "background": self.background_mode,
         }
 
     def _setup(self, X: Tensor) -> dict[str, Tensor]:
@@ -381,42 +477,54 @@ class MultivariateNormalClusters(_GaussianBase):
     def _dim(self) -> int:
         return self.hyper["loc"].shape[0]
 
-    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
+    def sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, torch.Size]:
         d = self._dim
         return {
-            "cluster_bartlett_log_chi2": torch.Size([num_clusters, d]),
-            "cluster_bartlett_offdiag": torch.Size([num_clusters, d * (d - 1) // 2]),
-            "cluster_loc": torch.Size([num_clusters, d]),
+            f"{prefix}_bartlett_log_chi2": torch.Size([num_clusters, d]),
+            f"{prefix}_bartlett_offdiag": torch.Size([num_clusters, d * (d - 1) // 2]),
+            f"{prefix}_loc": torch.Size([num_clusters, d]),
         }
 
-    def _precision_tril(self, log_chi2: Tensor, offdiag: Tensor) -> Tensor:
+    def _precision_tril(self, log_chi2: Tensor, offdiag: Tensor, prefix: str = "cluster") -> Tensor:
         d = self._dim
         a = torch.diag_embed((0.5 * log_chi2).exp())
         rows, cols = torch.tril_indices(d, d, offset=-1, device=a.device)
         if d > 1:
             lower = offdiag.new_zeros(offdiag.shape[:-1] + (d * d,)).index_copy(-1, rows * d + cols, offdiag)
             a = a + lower.reshape(lower.shape[:-1] + (d, d))
-        return self.hyper["wishart_tril"] @ a
+        tril = self.hyper["wishart_tril"]
+        if prefix == "background":
+            tril = tril / self.background_scale
+        return tril @ a
 
-    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
-        shapes = self.sites(num_clusters)
+    def _sample_sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, Tensor]:
+        shapes = self.sites(num_clusters, prefix)
         like = self.hyper["loc"]
         df = self.hyper["df"]
         conc = (df - torch.arange(self._dim, dtype=like.dtype, device=like.device)) / 2
-        conc = conc.expand(shapes["cluster_bartlett_log_chi2"])
-        log_chi2 = pyro.sample("cluster_bartlett_log_chi2", LogGamma(conc, torch.full_like(conc, 0.5)).to_event(2))
-        zeros = like.new_zeros(shapes["cluster_bartlett_offdiag"])
-        offdiag = pyro.sample("cluster_bartlett_offdiag", dist.Normal(zeros, 1.0).to_event(2))
-        tril = self._precision_tril(log_chi2, offdiag)
+        conc = conc.expand(shapes[f"{prefix}_bartlett_log_chi2"])
+        log_chi2 = pyro.sample(f"{prefix}_bartlett_log_chi2", LogGamma(conc, torch.full_like(conc, 0.5)).to_event(2))
+        zeros = like.new_zeros(shapes[f"{prefix}_bartlett_offdiag"])
+        offdiag = pyro.sample(f"{prefix}_bartlett_offdiag", dist.Normal(zeros, 1.0).to_event(2))
+        tril = self._precision_tril(log_chi2, offdiag, prefix)
         prec = self.kappa0 * (tril @ tril.mT)
-        loc = pyro.sample("cluster_loc", dist.MultivariateNormal(like, precision_matrix=prec).to_event(1))
-        return {"cluster_bartlett_log_chi2": log_chi2, "cluster_bartlett_offdiag": offdiag, "cluster_loc": loc}
+        loc = pyro.sample(f"{prefix}_loc", dist.MultivariateNormal(like, precision_matrix=prec).to_event(1))
+        return {f"{prefix}_bartlett_log_chi2": log_chi2, f"{prefix}_bartlett_offdiag": offdiag, f"{prefix}_loc": loc}
 
-    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        tril = self._precision_tril(values["cluster_bartlett_log_chi2"], values["cluster_bartlett_offdiag"])
+    def natural_params(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[Tensor, ...]:
+        tril = self._precision_tril(values[f"{prefix}_bartlett_log_chi2"], values[f"{prefix}_bartlett_offdiag"], prefix)
         prec = tril @ tril.mT
-        loc = values["cluster_loc"]
+        loc = values[f"{prefix}_loc"]
         return ((prec @ loc.unsqueeze(-1)).squeeze(-1), -0.5 * prec)
+
+    def init_background_values(self, X: Tensor) -> dict[str, Tensor]:
+        # Lambda_0 = Sigma^-1 / background_scale^2 = (L / background_scale) A A^T (...)^T with A = sqrt(df) I
+        d, h = self._dim, self.hyper
+        return {
+            "background_bartlett_log_chi2": h["loc"].new_full((1, d), math.log(float(h["df"]))),
+            "background_bartlett_offdiag": h["loc"].new_zeros((1, d * (d - 1) // 2)),
+            "background_loc": h["loc"].unsqueeze(0).clone(),
+        }
 
     def init_values(self, X: Tensor, num_clusters: int, generator: torch.Generator | None) -> dict[str, Tensor]:
         seeds = X[_seeds(X, num_clusters, generator).to(X.device)]
@@ -440,12 +548,15 @@ class CategoricalClusters(ClusterFamily):
     Gamma variables: the site ``"cluster_log_weights"`` (``K x D x C``) holds
     :math:`\log g_{kdc}`, :math:`g \sim \mathrm{Gamma}(c, 1)`, and the logits are
     ``log g`` (softmax of the logits is Dirichlet-distributed).  A set's logits
-    are the sums of its clusters' logits.  Background: uniform.
+    are the sums of its clusters' logits.  Background: uniform (``background="fixed"``),
+    or learned (``"learned"``: site ``"background_log_weights"``, ``1 x D x C``,
+    with the same Dirichlet prior).
 
     :param int num_categories: ``C`` (default: ``1 + max code`` of the data).
     :param float concentration: Dirichlet concentration ``c``.
     :param bool one_hot: data are one-hot vectors (a ``OneHotCategorical`` family).
     :param float init_strength: initial logit of a seed point's categories.
+    :param str background: ``"fixed"`` or ``"learned"``.
     """
 
     def __init__(
@@ -454,8 +565,9 @@ class CategoricalClusters(ClusterFamily):
         concentration: float = 1.0,
         one_hot: bool = False,
         init_strength: float = 1.5,
+        background: str = "fixed",
     ):
-        super().__init__()
+        super().__init__(background)
         if num_categories is not None and (
             isinstance(num_categories, bool) or not isinstance(num_categories, int) or num_categories < 2
         ):
@@ -471,6 +583,7 @@ class CategoricalClusters(ClusterFamily):
             "concentration": self.concentration,
             "one_hot": self.one_hot,
             "init_strength": self.init_strength,
+            "background": self.background_mode,
         }
 
     def check_data(self, X, name: str = "X") -> Tensor:
@@ -504,16 +617,19 @@ class CategoricalClusters(ClusterFamily):
         cls = OneHotCategorical if self.one_hot else Categorical
         return cls(logits=self.hyper["background_logits"], validate_args=False)
 
-    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
-        return {"cluster_log_weights": torch.Size((num_clusters,) + self.hyper["background_logits"].shape)}
+    def sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, torch.Size]:
+        return {f"{prefix}_log_weights": torch.Size((num_clusters,) + self.hyper["background_logits"].shape)}
 
-    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
-        (shape,) = self.sites(num_clusters).values()
+    def _sample_sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, Tensor]:
+        ((name, shape),) = self.sites(num_clusters, prefix).items()
         a = self._like.new_full(shape, self.concentration)
-        return {"cluster_log_weights": pyro.sample("cluster_log_weights", LogGamma(a, torch.ones_like(a)).to_event(3))}
+        return {name: pyro.sample(name, LogGamma(a, torch.ones_like(a)).to_event(3))}
 
-    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        return (values["cluster_log_weights"],)
+    def natural_params(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[Tensor, ...]:
+        return (values[f"{prefix}_log_weights"],)
+
+    def init_background_values(self, X: Tensor) -> dict[str, Tensor]:
+        return {"background_log_weights": self.hyper["background_logits"].unsqueeze(0).clone()}
 
     def init_values(self, X: Tensor, num_clusters: int, generator: torch.Generator | None) -> dict[str, Tensor]:
         c = self.hyper["background_logits"].shape[-1]

@@ -45,16 +45,26 @@ class ExpFamClusters(ClusterFamily):
     normalising constant is not needed for MAP or mean-field fitting, but the
     prior cannot be sampled (``Predictive`` works with a fitted guide only).
     Background: the data's maximum-likelihood fit tempered to
-    ``background_weight`` times its natural parameter (a broad member).
+    ``background_weight`` times its natural parameter (a broad member), fixed
+    (``background="fixed"``) or learned (``"learned"``: sites
+    ``"background_natural_<i>"`` with one row, the same conjugate prior,
+    initialised at the fixed value).
 
     :param ExponentialFamily template: a member of the family.
     :param float prior_strength: ``ν``.
     :param float background_weight: tempering of the background (in (0, 1]).
+    :param str background: ``"fixed"`` or ``"learned"``.
     :raises NotImplementedError: if the family's product is not exact.
     """
 
-    def __init__(self, template: ExponentialFamily, prior_strength: float = 1.0, background_weight: float = 0.1):
-        super().__init__()
+    def __init__(
+        self,
+        template: ExponentialFamily,
+        prior_strength: float = 1.0,
+        background_weight: float = 0.1,
+        background: str = "fixed",
+    ):
+        super().__init__(background)
         ExpFamLayout(template)  # refuse families whose product leaves the family, with their reason
         self._template = template
         self.prior_strength = _positive("prior_strength", prior_strength)
@@ -70,7 +80,11 @@ class ExpFamClusters(ClusterFamily):
                 ) from e
 
     def config(self) -> dict:
-        return {"prior_strength": self.prior_strength, "background_weight": self.background_weight}
+        return {
+            "prior_strength": self.prior_strength,
+            "background_weight": self.background_weight,
+            "background": self.background_mode,
+        }
 
     def _build(self) -> None:
         super()._build()
@@ -113,12 +127,14 @@ class ExpFamClusters(ClusterFamily):
             *(q.reshape(s) for q, s in zip(parts, shapes, strict=True)), **self._template._fixed_params()
         )
 
-    def sites(self, num_clusters: int) -> dict[str, torch.Size]:
-        return {f"cluster_natural_{i}": torch.Size((num_clusters,) + s) for i, s in enumerate(self.layout.param_shapes)}
+    def sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, torch.Size]:
+        return {
+            f"{prefix}_natural_{i}": torch.Size((num_clusters,) + s) for i, s in enumerate(self.layout.param_shapes)
+        }
 
-    def _eta(self, values: dict[str, Tensor]) -> tuple[list[Tensor], Tensor]:
+    def _eta(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[list[Tensor], Tensor]:
         etas, log_jac = [], 0.0
-        for (name, shape), t in zip(self.sites(1).items(), self._transforms, strict=True):
+        for (name, shape), t in zip(self.sites(1, prefix).items(), self._transforms, strict=True):
             u = values[name]
             eta = t(u)
             ldj = t.log_abs_det_jacobian(u, eta)
@@ -127,12 +143,12 @@ class ExpFamClusters(ClusterFamily):
             etas.append(eta)
         return etas, log_jac
 
-    def _sample_sites(self, num_clusters: int) -> dict[str, Tensor]:
+    def _sample_sites(self, num_clusters: int, prefix: str = "cluster") -> dict[str, Tensor]:
         values = {}
-        for name, shape in self.sites(num_clusters).items():
+        for name, shape in self.sites(num_clusters, prefix).items():
             base = dist.ImproperUniform(torch.distributions.constraints.real, torch.Size(), shape)
             values[name] = pyro.sample(name, base)
-        etas, log_jac = self._eta(values)
+        etas, log_jac = self._eta(values, prefix)
         mu0 = self.layout.unflatten(self.hyper["mean_statistics"])
         inner = 0.0
         for e, m, s in zip(etas, mu0, self.layout.param_shapes, strict=True):
@@ -140,11 +156,18 @@ class ExpFamClusters(ClusterFamily):
         log_norm = self.layout.template._log_normalizer(*etas)
         nf = 1 + len(self.layout.feature_shape)
         log_norm = log_norm.sum(tuple(range(log_norm.dim() - nf, log_norm.dim())))
-        pyro.factor("cluster_conjugate_prior", self.prior_strength * (inner - log_norm) + log_jac)
+        pyro.factor(f"{prefix}_conjugate_prior", self.prior_strength * (inner - log_norm) + log_jac)
         return values
 
-    def natural_params(self, values: dict[str, Tensor]) -> tuple[Tensor, ...]:
-        return tuple(self._eta(values)[0])
+    def natural_params(self, values: dict[str, Tensor], prefix: str = "cluster") -> tuple[Tensor, ...]:
+        return tuple(self._eta(values, prefix)[0])
+
+    def init_background_values(self, X: Tensor) -> dict[str, Tensor]:
+        etas = self.layout.unflatten(self.hyper["background"])
+        return {
+            name: t.inv(e.unsqueeze(0)).clone()
+            for (name, _), t, e in zip(self.sites(1, "background").items(), self._transforms, etas, strict=True)
+        }
 
     def init_values(self, X: Tensor, num_clusters: int, generator: torch.Generator | None) -> dict[str, Tensor]:
         layout = self.layout

@@ -10,9 +10,12 @@ Generative model, for ``N`` points and ``K`` clusters::
     z_i       ~ prod_k Bernoulli(pi_k)                               (one site over membership sets)
     x_i | z_i ~ family member with natural parameter eta_0 + sum_k z_ik (eta_k + c)
 
-``eta_0`` is an always-on background (uniform for binary/categorical
-features, a broad Gaussian for real ones) so that a point in no cluster still
-has a proper density; ``c`` is the family's carrier shift (zero for families
+``eta_0`` is an always-on background so that a point in no cluster still
+has a proper density: fixed (``background="fixed"``: uniform for
+binary/categorical features, a broad Gaussian for real ones) or a learned
+global site with the family's conjugate prior (``background="learned"``:
+``eta_0 ~ conjugate prior``, sites ``"background_*"``), which can say "feature
+off unless a cluster turns it on"; ``c`` is the family's carrier shift (zero for families
 with constant carrier measure).
 
 The membership set is **one** site, ``"z"``, whose value is the index ``s``
@@ -41,7 +44,7 @@ from pyro import poutine
 from torch import Tensor
 
 from ...util import NotFittedError, check_device
-from .families import ClusterFamily
+from .families import ClusterFamily, _check_background
 from .generic import make_cluster_family
 from .likelihood import (
     ExpFamLayout,
@@ -87,6 +90,18 @@ class OverlappingMixtureModel:
         ``"mean_field"`` (an independent Normal per global site).
     :param str name: prefix of this model's names in Pyro's param store
         (default: unique per instance).
+    :param str background: ``"fixed"`` (the always-on background of the
+        family, not learned), ``"learned"`` (a global site with the family's
+        conjugate prior, see :mod:`~pyro_expfam.models.overlapping.families`),
+        or ``None`` (default) to keep the setting of the ``family`` instance
+        (``"fixed"`` for a family given by name).
+
+    Example::
+
+        >>> m = OverlappingMixtureModel("bernoulli", 3, background="learned")
+        >>> _ = m.setup(torch.tensor([[0.0, 1.0], [1.0, 1.0]]))
+        >>> sorted(m.global_sites())
+        ['background_logits', 'cluster_logits', 'pi_logit']
     """
 
     def __init__(
@@ -98,10 +113,13 @@ class OverlappingMixtureModel:
         max_set_size: int | None = None,
         guide: str = "map",
         name: str | None = None,
+        background: str | None = None,
     ):
         if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
             raise ValueError(f"num_clusters must be a positive int, got {num_clusters!r}")
         self.family: ClusterFamily = make_cluster_family(family)
+        if background is not None:
+            self.family.background_mode = _check_background(background)
         self.num_clusters = num_clusters
         if isinstance(prior, MembershipPrior):
             self.prior = prior
@@ -184,7 +202,11 @@ class OverlappingMixtureModel:
     def global_sites(self) -> dict[str, torch.Size]:
         """Global sample sites and their event shapes."""
         self._check_setup()
-        return {**self.prior.sites(self.num_clusters), **self.family.sites(self.num_clusters)}
+        return {
+            **self.prior.sites(self.num_clusters),
+            **self.family.sites(self.num_clusters),
+            **self.family.background_sites(),
+        }
 
     def init_params(self, X, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """
@@ -201,6 +223,8 @@ class OverlappingMixtureModel:
         # decreasing initial membership probabilities break the symmetry between clusters
         pi = 0.5 * X.new_tensor(0.7).pow(torch.arange(k, dtype=X.dtype, device=X.device)).clamp(min=0.01)
         values[self.prior.site] = self.prior.init_value(pi)
+        if self.family.learn_background:
+            values.update(self.family.init_background_values(X))
         params = {}
         for site in self.global_sites():
             params[f"{site}.loc"] = values[site].detach().clone().to(dtype=X.dtype, device=X.device)
@@ -295,7 +319,7 @@ class OverlappingMixtureModel:
         k = self.num_clusters
         log_pi, log1m_pi = self.prior.sample(k, self._sets)
         eta_k = self.family.sample(k)
-        eta0 = self.family.background()
+        eta0 = self.family.sample_background()
         return data, num_data, log_pi, log1m_pi, eta_k, eta0
 
     def guide(
@@ -362,7 +386,7 @@ class OverlappingMixtureModel:
     def _globals(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         values = self._site_values()
         log_pi, log1m_pi = self.prior.log_probs(values[self.prior.site])
-        return log_pi, log1m_pi, self.family.flat_clusters(values), self.family.background()
+        return log_pi, log1m_pi, self.family.flat_clusters(values), self.family.flat_background(values)
 
     @property
     def membership_prior_(self) -> Tensor:
@@ -459,9 +483,11 @@ class OverlappingMixtureModel:
         return self.family.layout.distribution((eta0 + eta_k).detach())
 
     def background_distribution(self):
-        """The always-on background (the distribution of a point in no cluster)."""
+        """The always-on background (the distribution of a point in no cluster), fixed or learned."""
         self._check_fitted()
-        return self.family.layout.template
+        if not self.family.learn_background:
+            return self.family.layout.template
+        return self.family.layout.distribution(self._globals()[3].detach())
 
     def set_distribution(self, z) -> object:
         """
