@@ -41,7 +41,10 @@ class Beta(ExponentialFamily, dist.Beta):
 
     Example::
 
-        >>> product(Beta(2.0, 3.0), Beta(4.0, 1.5))   # Beta(5.0, 3.5)
+        >>> from pyro_expfam.distributions import Beta, product
+        >>> p = product(Beta(2.0, 3.0), Beta(4.0, 1.5))   # the carrier measure shifts the sum by -1
+        >>> p.concentration1, p.concentration0
+        (tensor(5.), tensor(3.5000))
     """
 
     _natural_param_event_dims = (0, 0)

@@ -40,9 +40,13 @@ class Binomial(ExponentialFamily, dist.Binomial):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Binomial
         >>> d = Binomial(10, logits=torch.tensor(0.5))
         >>> d.mean_parameters()                           # (10 * sigmoid(0.5),)
-        >>> Binomial.from_mean_parameters(torch.tensor(3.0), total_count=10).probs   # tensor(0.3000)
+        (tensor(6.2246),)
+        >>> Binomial.from_mean_parameters(torch.tensor(3.0), total_count=10).probs
+        tensor(0.3000)
     """
 
     _natural_param_event_dims = (0,)

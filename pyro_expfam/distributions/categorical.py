@@ -121,8 +121,11 @@ class Categorical(_LogitVectorFamily, dist.Categorical):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Categorical
         >>> d = Categorical(logits=torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]]))
-        >>> d.product_along_axis(0).probs      # uniform: tensor([[1/3, 1/3, 1/3]])
+        >>> d.product_along_axis(0).probs      # uniform
+        tensor([[0.3333, 0.3333, 0.3333]])
     """
 
     def entropy(self) -> Tensor:

@@ -48,8 +48,13 @@ class Chi2(ExponentialFamily, dist.Chi2):
 
     Example::
 
-        >>> p = product(Chi2(3.0), Chi2(4.0))   # Gamma(concentration=3.5, rate=1.0)
+        >>> import torch
+        >>> from pyro_expfam.distributions import Chi2, product
+        >>> p = product(Chi2(3.0), Chi2(4.0))   # leaves Chi2 (rate 1): a Gamma
+        >>> type(p).__name__, p.concentration, p.rate
+        ('Gamma', tensor(2.5000), tensor(1.))
         >>> Chi2.from_mean_parameters(torch.tensor(1.0)).df
+        tensor(3.6600)
     """
 
     _natural_param_event_dims = (0,)

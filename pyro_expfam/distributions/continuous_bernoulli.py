@@ -90,9 +90,13 @@ class ContinuousBernoulli(ExponentialFamily, dist.ContinuousBernoulli):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import ContinuousBernoulli
         >>> d = ContinuousBernoulli(logits=torch.tensor([1.0, -3.0]))
-        >>> d.product_along_axis(0).logits                                  # tensor([-2.])
-        >>> ContinuousBernoulli.from_mean_parameters(torch.tensor(0.9)).logits   # tensor(9.9954)
+        >>> d.product_along_axis(0).logits
+        tensor([-2.])
+        >>> ContinuousBernoulli.from_mean_parameters(torch.tensor(0.9)).logits
+        tensor(9.9954)
     """
 
     _natural_param_event_dims = (0,)

@@ -124,8 +124,11 @@ class Dirichlet(ExponentialFamily, dist.Dirichlet):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Dirichlet, product
         >>> p = product(Dirichlet(torch.tensor([2.0, 3.0, 1.0])), Dirichlet(torch.tensor([1.0, 1.5, 4.0])))
-        >>> p.concentration   # tensor([2.0, 3.5, 4.0])
+        >>> p.concentration
+        tensor([2.0000, 3.5000, 4.0000])
     """
 
     _natural_param_event_dims = (1,)

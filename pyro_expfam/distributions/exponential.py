@@ -29,8 +29,11 @@ class Exponential(ExponentialFamily, dist.Exponential):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Exponential
         >>> d = Exponential(torch.tensor([1.0, 2.0]))
-        >>> d.product_along_axis(0).rate      # tensor([3.])
+        >>> d.product_along_axis(0).rate      # rates add
+        tensor([3.])
     """
 
     _natural_param_event_dims = (0,)

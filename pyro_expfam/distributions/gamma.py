@@ -139,8 +139,14 @@ class Gamma(ExponentialFamily, dist.Gamma):
 
     Example::
 
-        >>> p = product(Gamma(2.0, 1.0), Gamma(3.0, 0.5))   # Gamma(4.0, 1.5)
-        >>> Gamma.from_mean_parameters(torch.tensor(0.0), torch.tensor(2.0))
+        >>> import torch
+        >>> from pyro_expfam.distributions import Gamma, product
+        >>> p = product(Gamma(2.0, 1.0), Gamma(3.0, 0.5))   # shapes add minus 1, rates add
+        >>> p.concentration, p.rate
+        (tensor(4.), tensor(1.5000))
+        >>> d = Gamma.from_mean_parameters(torch.tensor(0.0), torch.tensor(2.0))   # E[log x] = 0, E[x] = 2
+        >>> d.concentration, d.rate
+        (tensor(0.8496), tensor(0.4248))
     """
 
     _natural_param_event_dims = (0, 0)

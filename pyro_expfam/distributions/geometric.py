@@ -50,8 +50,11 @@ class Geometric(ExponentialFamily, dist.Geometric):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Geometric
         >>> d = Geometric(probs=torch.tensor([0.5, 0.5]))
-        >>> d.product_along_axis(0).probs      # tensor([0.7500]) = 1 - 0.5 * 0.5
+        >>> d.product_along_axis(0).probs      # 1 - 0.5 * 0.5
+        tensor([0.7500])
     """
 
     _natural_param_event_dims = (0,)

@@ -37,7 +37,10 @@ class InverseGamma(ExponentialFamily, dist.InverseGamma):
 
     Example::
 
-        >>> product(InverseGamma(2.0, 1.0), InverseGamma(3.0, 2.0))   # InverseGamma(6.0, 3.0)
+        >>> from pyro_expfam.distributions import InverseGamma, product
+        >>> p = product(InverseGamma(2.0, 1.0), InverseGamma(3.0, 2.0))   # shapes add plus 1, scales add
+        >>> p.concentration, p.rate
+        (tensor(6.), tensor(3.))
     """
 
     _natural_param_event_dims = (0, 0)

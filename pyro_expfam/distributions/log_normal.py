@@ -49,8 +49,10 @@ class LogNormal(ExponentialFamily, dist.LogNormal):
 
     Example::
 
+        >>> from pyro_expfam.distributions import LogNormal, product
         >>> p = product(LogNormal(0.0, 1.0), LogNormal(1.0, 1.0))
-        >>> p.loc, p.scale   # (tensor(0.), tensor(0.7071))
+        >>> p.loc, p.scale
+        (tensor(0.), tensor(0.7071))
     """
 
     _natural_param_event_dims = (0, 0)

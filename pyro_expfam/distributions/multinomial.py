@@ -40,8 +40,11 @@ class Multinomial(ExponentialFamily, dist.Multinomial):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Multinomial
         >>> d = Multinomial(4, probs=torch.tensor([0.25, 0.75]))
-        >>> d.mean_parameters()          # (tensor([1., 3.]),)
+        >>> d.mean_parameters()
+        (tensor([1., 3.]),)
     """
 
     _natural_param_event_dims = (1,)

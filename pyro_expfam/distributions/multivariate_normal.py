@@ -95,8 +95,16 @@ class MultivariateNormal(ExponentialFamily, dist.MultivariateNormal):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import MultivariateNormal
         >>> d = MultivariateNormal(torch.zeros(2, 3), torch.eye(3).expand(2, 3, 3))
-        >>> d.product_along_axis(-1).covariance_matrix   # 0.5 * I, batch_shape (1,)
+        >>> p = d.product_along_axis(-1)   # dim counts batch dimensions only
+        >>> p.batch_shape, p.event_shape
+        (torch.Size([1]), torch.Size([3]))
+        >>> p.covariance_matrix[0]         # precisions add: I / 2
+        tensor([[0.5000, 0.0000, 0.0000],
+                [0.0000, 0.5000, 0.0000],
+                [0.0000, 0.0000, 0.5000]])
     """
 
     _natural_param_event_dims = (1, 2)

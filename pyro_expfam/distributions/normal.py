@@ -27,8 +27,11 @@ class Normal(ExponentialFamily, dist.Normal):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Normal
         >>> d = Normal(torch.zeros(3), torch.ones(3))
-        >>> d.product_along_axis(-1).scale   # tensor([0.5774])
+        >>> d.product_along_axis(-1).scale   # 1 / sqrt(3)
+        tensor([0.5774])
     """
 
     _natural_param_event_dims = (0, 0)

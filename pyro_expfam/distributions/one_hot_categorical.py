@@ -34,8 +34,11 @@ class OneHotCategorical(_LogitVectorFamily, dist.OneHotCategorical):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import OneHotCategorical
         >>> d = OneHotCategorical(probs=torch.tensor([[0.2, 0.8], [0.5, 0.5]]))
-        >>> d.product_along_axis(0).probs      # tensor([[0.2, 0.8]])
+        >>> d.product_along_axis(0).probs      # a uniform factor changes nothing
+        tensor([[0.2000, 0.8000]])
     """
 
     def entropy(self) -> Tensor:

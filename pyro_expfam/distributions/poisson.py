@@ -38,8 +38,15 @@ class Poisson(ExponentialFamily, dist.Poisson):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Poisson
         >>> d = Poisson(torch.tensor(4.0))
-        >>> Poisson.from_mean_parameters(*d.mean_parameters()).rate    # tensor(4.)
+        >>> Poisson.from_mean_parameters(*d.mean_parameters()).rate
+        tensor(4.)
+        >>> Poisson(torch.tensor([3.0, 10.0])).product_along_axis(0)
+        Traceback (most recent call last):
+            ...
+        NotImplementedError: ...Conway-Maxwell-Poisson...
     """
 
     _natural_param_event_dims = (0,)

@@ -93,8 +93,11 @@ class Wishart(ExponentialFamily, dist.Wishart):
 
     Example::
 
+        >>> import torch
+        >>> from pyro_expfam.distributions import Wishart
         >>> d = Wishart(torch.tensor([5.0, 6.0]), torch.eye(2).expand(2, 2, 2))
-        >>> d.product_along_axis(-1).df   # tensor([8.])
+        >>> d.product_along_axis(-1).df   # 5 + 6 - (2 + 1)
+        tensor([8.])
     """
 
     _natural_param_event_dims = (2, 0)
