@@ -317,8 +317,12 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
 
         Example::
 
+            >>> import torch
+            >>> from pyro_expfam.distributions import Normal
             >>> d = Normal(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0]))
-            >>> p = d.product_along_axis(-1)   # Normal(1.0, 0.7071), batch_shape (1,)
+            >>> p = d.product_along_axis(-1)
+            >>> p.batch_shape, p.loc, p.scale
+            (torch.Size([1]), tensor([1.]), tensor([0.7071]))
         """
         return self._product_with_log_normalizer(dim, keepdim, weights)[0]
 
@@ -402,7 +406,9 @@ def product(*dists: ExponentialFamily) -> ExponentialFamily:
     Example::
 
         >>> from pyro_expfam.distributions import Beta, product
-        >>> product(Beta(2.0, 3.0), Beta(4.0, 1.5))  # Beta(5.0, 3.5)
+        >>> p = product(Beta(2.0, 3.0), Beta(4.0, 1.5))
+        >>> p.concentration1, p.concentration0
+        (tensor(5.), tensor(3.5000))
     """
     return _stack(dists).product_along_axis(0, keepdim=False)
 
@@ -474,7 +480,12 @@ def bregman_kl(
 
     Example::
 
-        >>> bregman_kl(Beta(2.0, 3.0), Beta(1.0, 1.0))   # == kl_divergence(Beta(2., 3.), Beta(1., 1.))
+        >>> import torch
+        >>> from pyro_expfam.distributions import Beta, bregman_kl
+        >>> bregman_kl(Beta(2.0, 3.0), Beta(1.0, 1.0))
+        tensor(0.2349)
+        >>> torch.distributions.kl_divergence(torch.distributions.Beta(2.0, 3.0), torch.distributions.Beta(1.0, 1.0))
+        tensor(0.2349)
     """
     if not isinstance(p, ExponentialFamily) or not isinstance(q, ExponentialFamily):
         raise TypeError(

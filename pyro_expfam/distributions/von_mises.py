@@ -91,8 +91,11 @@ class VonMises(ExponentialFamily, dist.VonMises):
 
     Example::
 
+        >>> import math
+        >>> from pyro_expfam.distributions import VonMises, product
         >>> p = product(VonMises(0.0, 1.0), VonMises(math.pi / 2, 1.0))
-        >>> p.loc, p.concentration   # (tensor(0.7854), tensor(1.4142))
+        >>> p.loc, p.concentration   # (pi / 4, sqrt(2))
+        (tensor(0.7854), tensor(1.4142))
     """
 
     _natural_param_event_dims = (0, 0)
