@@ -11,8 +11,11 @@ and the log evidence is :math:`A(\eta_n) - A(\eta_0) + \sum_i h(x_i)`:
     >>> from pyro_expfam.distributions import Beta, Bernoulli
     >>> from pyro_expfam.conjugate import posterior, posterior_predictive
     >>> x = torch.tensor([1.0, 0.0, 1.0, 1.0])
-    >>> posterior(Beta(2.0, 2.0), Bernoulli, x)             # Beta(5, 3)
-    >>> posterior_predictive(Beta(2.0, 2.0), Bernoulli, x)  # Bernoulli(probs=0.625)
+    >>> post = posterior(Beta(2.0, 2.0), Bernoulli, x)
+    >>> post.concentration1, post.concentration0
+    (tensor(5.), tensor(3.))
+    >>> posterior_predictive(Beta(2.0, 2.0), Bernoulli, x).probs
+    tensor(0.6250)
 
 Registered pairs (see :func:`conjugate_pairs`): Beta–Bernoulli, Beta–Binomial,
 Beta–Geometric, Gamma–Poisson, Gamma–Exponential, Dirichlet–Categorical,

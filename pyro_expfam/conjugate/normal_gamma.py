@@ -67,8 +67,11 @@ class NormalGamma(ExponentialFamily, pdist.TorchDistribution):
 
     Example::
 
+        >>> from pyro_expfam.conjugate import NormalGamma
         >>> d = NormalGamma(0.0, 1.0, 2.0, 2.0)
         >>> mu, tau = NormalGamma.split(d.sample())
+        >>> mu.shape, bool(tau > 0)
+        (torch.Size([]), True)
     """
 
     arg_constraints = {

@@ -412,8 +412,12 @@ def posterior(prior: Distribution, likelihood: type, data: Tensor, weights: Tens
 
     Example::
 
-        >>> from pyro_expfam.distributions import Beta, Bernoulli
-        >>> posterior(Beta(1.0, 1.0), Bernoulli, torch.tensor([1.0, 1.0, 0.0]))  # Beta(3, 2)
+        >>> import torch
+        >>> from pyro_expfam.conjugate import posterior
+        >>> from pyro_expfam.distributions import Bernoulli, Beta
+        >>> post = posterior(Beta(1.0, 1.0), Bernoulli, torch.tensor([1.0, 1.0, 0.0]))
+        >>> post.concentration1, post.concentration0
+        (tensor(3.), tensor(2.))
     """
     return _update(prior, likelihood, data, weights, fixed)[0]
 

@@ -45,7 +45,10 @@ def make_blobs(
 
     Example::
 
+        >>> from pyro_expfam.datasets.blobs import make_blobs
         >>> X, y = make_blobs(10_000, 2, 5, random_state=0)
+        >>> X.shape, y.shape, y.unique().tolist()
+        (torch.Size([10000, 2]), torch.Size([10000]), [0, 1, 2, 3, 4])
     """
     for name, v, lo in (("n_samples", n_samples, 1), ("n_features", n_features, 1), ("n_clusters", n_clusters, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
