@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import random
 from collections.abc import Iterator
 
@@ -112,7 +113,10 @@ def progress_bar(total: int, enabled: bool = True, desc: str | None = None):
     """
     if enabled:
         try:
-            from tqdm.auto import tqdm
+            if importlib.util.find_spec("ipywidgets") is not None:
+                from tqdm.auto import tqdm  # a widget in Jupyter, text elsewhere
+            else:  # tqdm.auto would warn "IProgress not found" in Jupyter without ipywidgets
+                from tqdm.std import tqdm
 
             return tqdm(total=total, desc=desc, leave=False)
         except ImportError:  # pragma: no cover
