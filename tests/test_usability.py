@@ -73,6 +73,6 @@ def test_conjugate_posterior_with_mismatched_data_shape_raises():
 
 def test_integer_arrays_are_fitted_in_float64_like_sklearn():
     X = np.round(_blobs() * 10).astype(int)
-    assert GaussianMixture(3, random_state=0).fit(X).means_.dtype == torch.float64
+    assert GaussianMixture(3, random_state=0).fit(X).means_.dtype == np.float64  # numpy in, numpy out
     # integer *tensors* follow torch's default floating dtype
     assert GaussianMixture(3, random_state=0).fit(torch.as_tensor(X)).means_.dtype == torch.get_default_dtype()

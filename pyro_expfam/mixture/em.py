@@ -36,7 +36,6 @@ from torch.distributions import transform_to
 
 from .. import distributions as expfam
 from ..distributions.exp_family import ExponentialFamily
-from ..util import as_data_tensor
 from .base import BaseMixture
 from .init import initial_responsibilities
 
@@ -218,14 +217,15 @@ class ExpFamMixture(BaseMixture):
             raise ValueError(f"X contains values outside the support of {self._family_cls.__name__} ({support})")
 
     def _validate_data(self, X, reset: bool) -> Tensor:
+        X_in = X
+        X = self.check_X(X, reset, ensure_2d=False, allow_nd=True, ensure_min_samples=2 if reset else 1)
+        if X.dim() < 1:
+            raise ValueError(f"X must have a sample dimension, got shape {tuple(X.shape)}")
         if reset:
-            X = as_data_tensor(X, "X", ndim=None, dtype=self.dtype, device=self.device)
-            if X.dim() < 1 or X.shape[0] < 1:
-                raise ValueError(f"X must have a sample dimension, got shape {tuple(X.shape)}")
-            if X.shape[0] < self.n_components:
+            if X.shape[0] < int(self.n_components):
                 raise ValueError(
-                    f"X has {X.shape[0]} samples, fewer than n_components={self.n_components}; "
-                    "lower n_components or provide more data"
+                    f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                    f"n_samples = {X.shape[0]} (X has fewer than n_components samples)"
                 )
             if not isinstance(self.reg, int | float) or isinstance(self.reg, bool) or not self.reg >= 0:
                 raise ValueError(f"reg must be a non-negative number, got {self.reg!r}")
@@ -234,12 +234,10 @@ class ExpFamMixture(BaseMixture):
             elif tuple(X.shape[1:]) != self._data_shape:
                 raise ValueError(f"X has sample shape {tuple(X.shape[1:])}, but the model was fitted on "
                                  f"{self._data_shape}")
-        else:
-            X = as_data_tensor(X, "X", ndim=None, dtype=self._dtype, device=self._device)
-            if X.dim() < 1 or tuple(X.shape[1:]) != self._data_shape:
-                raise ValueError(
-                    f"X must have shape (n_samples,) + {self._data_shape}, got {tuple(X.shape)}"
-                )
+            self.n_features_in_ = math.prod(X.shape[1:])
+        elif tuple(X.shape[1:]) != self._data_shape:
+            raise ValueError(f"X must have shape (n_samples,) + {self._data_shape}, got {tuple(X.shape)}")
+        del X_in
         self._check_support(X)
         return X.reshape(X.shape[0], -1)
 
@@ -319,16 +317,18 @@ class ExpFamMixture(BaseMixture):
         std = F.std(0) if F.shape[0] > 1 else torch.ones_like(F[0])
         return (F - F.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
 
-    def _initialize(self, X: Tensor, resp: Tensor) -> None:
-        if self.init_params == "random":
-            self._m_step_resp(X, resp)
+    def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
+        if self.init_params in ("random", "random_from_data"):
+            self._m_step_resp(X, initial_responsibilities(X, int(self.n_components), self.init_params, generator))
             return
-        generator = getattr(self, "_fit_generator", None)
-        resp = initial_responsibilities(self._features(X), self.n_components, self.init_params, generator)
+        resp = initial_responsibilities(self._features(X), int(self.n_components), self.init_params, generator)
         # hard k-means labels give saturated components (e.g. a binary feature that is constant within a
         # cluster gets an infinite logit) that lock EM into the initial partition: start from components
         # shrunk by 10% towards the pooled statistics instead
         self._m_step_resp(X, resp, reg=max(self.reg, _INIT_SHRINK))
+
+    def _initialize(self, X: Tensor, resp: Tensor) -> None:
+        self._m_step_resp(X, resp)
 
     def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
         self._m_step_resp(X, log_resp.exp())
@@ -351,8 +351,8 @@ class ExpFamMixture(BaseMixture):
                 f"parameter space of {self._family_cls.__name__} ({e}). The data may be degenerate within a "
                 "component (e.g. constant values); increase reg, lower n_components or use float64."
             ) from e
-        self.weights_ = nk / nk.sum()
-        self.natural_params_ = tuple(p.to(X.dtype) for p in comps._expanded_natural_params())
+        self._weights_ = nk / nk.sum()
+        self._natural_params = tuple(p.to(X.dtype) for p in comps._expanded_natural_params())
 
     def _param_event_shape(self, size: int, rank: int) -> tuple[int, ...]:
         n_extra = math.prod(self._extra_shape)
@@ -368,7 +368,7 @@ class ExpFamMixture(BaseMixture):
         """``(N, K)`` log-densities ``<t(x_n), eta_k> - A(eta_k) + k(x_n)``, one GEMM per natural parameter."""
         stats, carrier = self._stats(X)
         big = math.sqrt(torch.finfo(X.dtype).max)
-        eta = [p.nan_to_num(nan=math.nan, posinf=big, neginf=-big) for p in self.natural_params_]
+        eta = [p.nan_to_num(nan=math.nan, posinf=big, neginf=-big) for p in self._natural_params]
         log_norm = self._proto._log_normalizer(*eta)
         log_norm = log_norm.reshape(self.n_components, -1).sum(1)
         out = carrier.unsqueeze(1) - log_norm
@@ -378,7 +378,7 @@ class ExpFamMixture(BaseMixture):
         return out
 
     def _estimate_weighted_log_prob(self, X: Tensor) -> Tensor:
-        return self._component_log_prob(X) + self.weights_.log()
+        return self._component_log_prob(X) + self._weights_.log()
 
     # ------------------------------------------------------------------ #
     # State, components, sampling, save/load
@@ -387,7 +387,13 @@ class ExpFamMixture(BaseMixture):
     def components_(self) -> ExponentialFamily:
         """The fitted components: the family with ``batch_shape == (K,) + extra_shape``."""
         self._check_is_fitted()
-        return self._family_cls._from_natural_params(*self.natural_params_, **self._fixed)
+        return self._family_cls._from_natural_params(*self._natural_params, **self._fixed)
+
+    @property
+    def natural_params_(self) -> tuple:
+        """The fitted natural parameters, one array per natural parameter, shape ``(K,) + extra_shape + event``."""
+        self._check_is_fitted()
+        return tuple(self._output(p) for p in self._natural_params)
 
     def to_distribution(self) -> pyro_dist.MixtureSameFamily:
         """
@@ -397,12 +403,12 @@ class ExpFamMixture(BaseMixture):
         comps = self.components_
         if self._extra_shape:
             comps = comps.to_event(len(self._extra_shape))
-        return pyro_dist.MixtureSameFamily(pyro_dist.Categorical(probs=self.weights_), comps)
+        return pyro_dist.MixtureSameFamily(pyro_dist.Categorical(probs=self._weights_), comps)
 
     def _get_state(self) -> dict[str, Tensor]:
-        state = {"weights": self.weights_, "data_shape": torch.tensor(self._data_shape, dtype=torch.int64)}
+        state = {"weights": self._weights_, "data_shape": torch.tensor(self._data_shape, dtype=torch.int64)}
         state["extra_rank"] = torch.tensor(len(self._extra_shape), dtype=torch.int64)
-        for i, p in enumerate(self.natural_params_):
+        for i, p in enumerate(self._natural_params):
             state[f"eta{i}"] = p
         for k, v in self._fixed.items():
             state[f"fixed.{k}"] = v
@@ -411,14 +417,14 @@ class ExpFamMixture(BaseMixture):
     def _set_state(self, state: dict[str, Tensor]) -> None:
         cls, _ = _resolve_family(self.family)
         self._family_cls = cls
-        self.weights_ = state["weights"]
+        self._weights_ = state["weights"]
         self._data_shape = tuple(int(s) for s in state["data_shape"].tolist())
         n_extra = int(state["extra_rank"])
         self._extra_shape = self._data_shape[:n_extra]
         n_eta = sum(1 for k in state if k.startswith("eta"))
-        self.natural_params_ = tuple(state[f"eta{i}"] for i in range(n_eta))
+        self._natural_params = tuple(state[f"eta{i}"] for i in range(n_eta))
         self._fixed = {k[len("fixed.") :]: v for k, v in state.items() if k.startswith("fixed.")}
-        first = cls._from_natural_params(*(p[0] for p in self.natural_params_), **self._fixed)
+        first = cls._from_natural_params(*(p[0] for p in self._natural_params), **self._fixed)
         self._proto = first
 
     def _sample_components(self, labels: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -431,7 +437,7 @@ class ExpFamMixture(BaseMixture):
             counts = torch.bincount(labels, minlength=self.n_components).tolist()
             for k, n_k in enumerate(counts):
                 if n_k:
-                    comp = self._family_cls._from_natural_params(*(p[k] for p in self.natural_params_), **self._fixed)
+                    comp = self._family_cls._from_natural_params(*(p[k] for p in self._natural_params), **self._fixed)
                     out.append(comp.sample((n_k,)))
         return torch.cat(out).to(self._dtype)
 
@@ -459,23 +465,5 @@ class ExpFamMixture(BaseMixture):
 
     def _n_parameters(self) -> int:
         """Number of free parameters (natural parameters counted as free; weights sum to one)."""
-        per_component = sum(p[0].numel() for p in self.natural_params_)
+        per_component = sum(p[0].numel() for p in self._natural_params)
         return int(self.n_components * per_component + self.n_components - 1)
-
-    def bic(self, X) -> float:
-        """
-        Bayesian information criterion on ``X`` (lower is better).
-
-        :param X: data of shape ``(n_samples,) + extra_shape + event_shape``.
-        """
-        n = as_data_tensor(X, "X", ndim=None).shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
-
-    def aic(self, X) -> float:
-        """
-        Akaike information criterion on ``X`` (lower is better).
-
-        :param X: data of shape ``(n_samples,) + extra_shape + event_shape``.
-        """
-        n = as_data_tensor(X, "X", ndim=None).shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()

@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .base import BaseMixture
+from ..util import check_float_resolution
+from .base import BaseMixture, FittedTensor
 
 __all__ = ["GaussianMixture"]
 
@@ -76,8 +77,9 @@ def _empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
     return like.new_empty(shape)
 
 
-def _prepare(X: Tensor, covariance_type: str, center: bool) -> _Data:
-    shift = X.mean(0) if center else None
+def _prepare(X: Tensor, covariance_type: str, shift: Tensor | None) -> _Data:
+    """Data centred at ``shift`` (``None``: not centred) with the constant moments of ``covariance_type``."""
+    center = shift is not None
     N, D = X.shape
     stats = gram = None
     if covariance_type in ("diag", "spherical"):
@@ -168,7 +170,7 @@ def estimate_gaussian_parameters(
     :returns: ``(nk (K,), means (K, D), covariances)`` with covariances of shape
         ``(K, D, D)``, ``(D, D)``, ``(K, D)`` or ``(K,)``.
     """
-    data = _prepare(X, covariance_type, center=True)
+    data = _prepare(X, covariance_type, X.mean(0))
     nk, means, cov = _moments(data, resp, reg_covar, covariance_type)
     return nk, means + data.shift, cov
 
@@ -261,7 +263,8 @@ def estimate_log_gaussian_prob(X: Tensor, means: Tensor, precisions_cholesky: Te
     :param str covariance_type: covariance type.
     :rtype: Tensor of shape ``(N, K)``.
     """
-    return _log_prob(_prepare(X, covariance_type, center=False), means, precisions_cholesky, covariance_type)
+    shift = X.mean(0)
+    return _log_prob(_prepare(X, covariance_type, shift), means - shift, precisions_cholesky, covariance_type)
 
 
 def _as_param(value, name: str, X: Tensor) -> Tensor:
@@ -287,8 +290,15 @@ class GaussianMixture(BaseMixture):
     ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical),
     ``converged_``, ``n_iter_``, ``lower_bound_`` (mean log-likelihood per
     sample at the start of the last iteration, as in scikit-learn),
-    ``lower_bounds_``, ``n_features_in_``.  All are tensors on the fit's
-    device and dtype.
+    ``lower_bounds_``, ``n_features_in_``.  They are numpy arrays when the fit's
+    data was numpy, else tensors on the fit's device and dtype.
+
+    The model works in coordinates centred at the training data's mean (kept
+    as the fit's *shift*): the fit and every method that takes new data
+    subtract the same shift, so float32 data far from the origin keep their
+    precision.  Data that float32 cannot represent at all (a spread of a few
+    units in the last place of the values) are refused with an error that
+    suggests float64.
 
     :param int n_components: number of components.
     :param str covariance_type: ``"full"`` (each component its own matrix),
@@ -300,25 +310,35 @@ class GaussianMixture(BaseMixture):
     :param int max_iter: maximum EM iterations per initialisation.
     :param int n_init: number of initialisations; the best is kept.
     :param str init_params: ``"kmeans"`` (Lloyd's k-means on a k-means++
-        seeding), ``"k-means++"`` (points assigned to the nearest k-means++ seed)
-        or ``"random"`` (random soft responsibilities).
+        seeding), ``"k-means++"`` (points assigned to the nearest k-means++ seed),
+        ``"random"`` (random soft responsibilities) or ``"random_from_data"``.
     :param weights_init: initial weights ``(K,)`` (non-negative, summing to 1).
     :param means_init: initial means ``(K, D)``.
     :param precisions_init: initial precisions (inverse covariances), shaped
         like ``covariances_``.  When all three ``*_init`` are given, they are
-        the initial parameters exactly (the first E-step uses them), as in
-        scikit-learn.
-    :param random_state: ``None``, an ``int`` seed or a CPU ``torch.Generator``.
+        the initial parameters exactly and no k-means start is run.
+    :param random_state: ``None``, an int (numpy integers too), a numpy
+        ``RandomState``/``Generator`` or a CPU ``torch.Generator``.
     :param bool warm_start: continue from the fitted state on the next :meth:`fit`.
     :param verbose: show a progress bar.
     :param device: device to fit on (default: the data's).
-    :param dtype: floating dtype to fit in (default: the data's).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: the data's).
 
-    Example::
-
-        >>> gm = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
-        >>> gm.predict(X), gm.score(X), gm.sample(10)
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(8, 1, (200, 2))])
+    >>> gm = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    >>> np.sort(gm.means_[:, 0]).round(1)
+    array([-0.1,  8. ])
+    >>> gm.predict(np.array([[0.0, 0.0], [8.0, 8.0]])).dtype, round(gm.score(X), 2)
+    (dtype('int64'), -3.53)
     """
+
+    means_ = property(
+        lambda self: self._output(self._public_means()), doc="component means ``(K, D)`` in data coordinates"
+    )
+    covariances_ = FittedTensor("component covariances (shape by ``covariance_type``)")
+    precisions_cholesky_ = FittedTensor("Cholesky factors of the precisions (upper triangular, scikit-learn's)")
 
     def __init__(
         self,
@@ -333,7 +353,7 @@ class GaussianMixture(BaseMixture):
         weights_init=None,
         means_init=None,
         precisions_init=None,
-        random_state: int | torch.Generator | None = None,
+        random_state: int | np.random.RandomState | torch.Generator | None = None,
         warm_start: bool = False,
         verbose: bool | int = False,
         device: torch.device | str | None = None,
@@ -357,16 +377,20 @@ class GaussianMixture(BaseMixture):
         self.means_init = means_init
         self.precisions_init = precisions_init
 
+    def _public_means(self) -> Tensor:
+        self._check_is_fitted()
+        return self._means_c + self._shift
+
     # ------------------------------------------------------------------ #
     # Checks
     # ------------------------------------------------------------------ #
     def _check_parameters(self, X: Tensor) -> None:
-        if self.covariance_type not in COVARIANCE_TYPES:
+        if not isinstance(self.covariance_type, str) or self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, got {self.covariance_type!r}")
         r = self.reg_covar
-        if isinstance(r, bool) or not isinstance(r, int | float) or not r >= 0:
-            raise ValueError(f"reg_covar must be a non-negative number, got {r!r}")
-        K, D = self.n_components, X.shape[1]
+        if isinstance(r, bool) or not isinstance(r, int | float | np.number) or not 0 <= float(r) < math.inf:
+            raise ValueError(f"reg_covar must be a finite non-negative number, got {r!r}")
+        K, D = int(self.n_components), X.shape[1]
         self._weights_init = self._means_init = self._precisions_init = None
         if self.weights_init is not None:
             w = _as_param(self.weights_init, "weights_init", X)
@@ -395,55 +419,68 @@ class GaussianMixture(BaseMixture):
             elif bool((p <= 0).any()):
                 raise ValueError("precisions_init must be positive")
             self._precisions_init = p
-        if self.warm_start and self._is_fitted() and self.means_.shape[1] != D:
-            raise ValueError(f"X has {D} features, but the model was fitted with {self.means_.shape[1]}")
-        # the data are fixed during a fit: centre them once and keep the constant moments
-        self._cache = _prepare(X, self.covariance_type, center=True)
+        warm = bool(self.warm_start) and self._is_fitted()
+        if warm and self._means_c.shape[1] != D:
+            raise ValueError(f"X has {D} features, but the model was fitted with {self._means_c.shape[1]}")
+        check_float_resolution(X, "X")
+        # the data are fixed during a fit: centre them once (a warm start keeps the fitted shift, so that
+        # the continuation is exact) and keep the constant moments
+        shift = self._shift.to(X) if warm else X.mean(0)
+        self._cache = _prepare(X, self.covariance_type, shift)
 
     # ------------------------------------------------------------------ #
     # EM hooks
     # ------------------------------------------------------------------ #
-    def _initialize(self, X: Tensor, resp: Tensor) -> None:
+    def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
         if self._weights_init is not None and self._means_init is not None and self._precisions_init is not None:
-            self.weights_, self.means_ = self._weights_init.clone(), self._means_init.clone()
-        else:
+            # all initial parameters given: no k-means start (scikit-learn runs one and discards it)
             data = self._data(X)
-            nk, means, cov = _moments(data, resp, self.reg_covar, self.covariance_type)
-            means = means if data.shift is None else means + data.shift
-            self.weights_ = nk / X.shape[0] if self._weights_init is None else self._weights_init.clone()
-            self.means_ = means if self._means_init is None else self._means_init.clone()
-            if self._precisions_init is None:
-                self.covariances_ = cov
-                self.precisions_cholesky_ = precision_cholesky_from_covariances(cov, self.covariance_type)
-                return
-        self.precisions_cholesky_ = _precision_cholesky_from_precisions(self._precisions_init, self.covariance_type)
-        self.covariances_ = _covariances_from_precision_cholesky(self.precisions_cholesky_, self.covariance_type)
+            self._shift = data.shift
+            self._weights_ = self._weights_init.clone()
+            self._means_c = self._means_init - data.shift
+            self._set_precisions_init()
+            return
+        super()._initialize_parameters(X, generator)
+
+    def _set_precisions_init(self) -> None:
+        self._precisions_cholesky_ = _precision_cholesky_from_precisions(self._precisions_init, self.covariance_type)
+        self._covariances_ = _covariances_from_precision_cholesky(self._precisions_cholesky_, self.covariance_type)
+
+    def _initialize(self, X: Tensor, resp: Tensor) -> None:
+        data = self._data(X)
+        self._shift = data.shift
+        nk, means, cov = _moments(data, resp, self.reg_covar, self.covariance_type)
+        self._weights_ = nk / X.shape[0] if self._weights_init is None else self._weights_init.clone()
+        self._means_c = means if self._means_init is None else self._means_init - data.shift
+        if self._precisions_init is None:
+            self._covariances_ = cov
+            self._precisions_cholesky_ = precision_cholesky_from_covariances(cov, self.covariance_type)
+        else:
+            self._set_precisions_init()
 
     def _data(self, X: Tensor) -> _Data:
-        cache = getattr(self, "_cache", None)
+        cache = self.__dict__.get("_cache")
         if cache is not None and cache.X is X:
             return cache
-        return _prepare(X, self.covariance_type, center=False)
+        return _prepare(X, self.covariance_type, self._shift.to(X))
 
     def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
         data = self._data(X)
-        nk, means, self.covariances_ = _moments(data, log_resp.exp(), self.reg_covar, self.covariance_type)
-        self.means_ = means if data.shift is None else means + data.shift
-        self.weights_ = nk / nk.sum()
-        self.precisions_cholesky_ = precision_cholesky_from_covariances(self.covariances_, self.covariance_type)
+        nk, self._means_c, self._covariances_ = _moments(data, log_resp.exp(), self.reg_covar, self.covariance_type)
+        self._weights_ = nk / nk.sum()
+        self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, self.covariance_type)
 
     def _estimate_log_prob(self, X: Tensor) -> Tensor:
         data = self._data(X)
-        means = self.means_ if data.shift is None else self.means_ - data.shift
-        return _log_prob(data, means, self.precisions_cholesky_, self.covariance_type)
+        return _log_prob(data, self._means_c, self._precisions_cholesky_, self.covariance_type)
 
-    def fit_predict(self, X, y=None) -> Tensor:
+    def fit_predict(self, X, y=None):
         """
         Fit the mixture by EM and return the most probable component of each sample.
 
         :param X: data ``(n_samples, n_features)``.
         :param y: ignored.
-        :rtype: Tensor of ``int64`` labels, shape ``(n_samples,)``.
+        :returns: ``int64`` labels ``(n_samples,)`` (numpy for numpy input).
         """
         try:
             return super().fit_predict(X, y)
@@ -451,83 +488,53 @@ class GaussianMixture(BaseMixture):
             self._cache = None
 
     def _estimate_weighted_log_prob(self, X: Tensor) -> Tensor:
-        return self._estimate_log_prob(X).add_(self.weights_.log())
+        return self._estimate_log_prob(X).add_(self._weights_.log())
 
     # ------------------------------------------------------------------ #
     # State, sampling, information criteria
     # ------------------------------------------------------------------ #
     @property
-    def precisions_(self) -> Tensor:
+    def precisions_(self):
         """Precision matrices (inverse covariances), shaped like ``covariances_``."""
         self._check_is_fitted()
-        U = self.precisions_cholesky_
-        return U @ U.mT if self.covariance_type in ("full", "tied") else U.square()
+        U = self._precisions_cholesky_
+        return self._output(U @ U.mT if self.covariance_type in ("full", "tied") else U.square())
 
     def _get_state(self) -> dict[str, Tensor]:
         return {
-            "weights": self.weights_,
-            "means": self.means_,
-            "covariances": self.covariances_,
-            "precisions_cholesky": self.precisions_cholesky_,
+            "weights": self._weights_,
+            "means_centred": self._means_c,
+            "shift": self._shift,
+            "covariances": self._covariances_,
+            "precisions_cholesky": self._precisions_cholesky_,
         }
 
     def _set_state(self, state: dict[str, Tensor]) -> None:
-        self.weights_ = state["weights"]
-        self.means_ = state["means"]
-        self.covariances_ = state["covariances"]
-        self.precisions_cholesky_ = state["precisions_cholesky"]
+        self._weights_ = state["weights"]
+        if "shift" in state:
+            self._means_c, self._shift = state["means_centred"], state["shift"]
+        else:  # checkpoints written before the fit kept its shift
+            self._means_c, self._shift = state["means"], torch.zeros_like(state["means"][0])
+        self._covariances_ = state["covariances"]
+        self._precisions_cholesky_ = state["precisions_cholesky"]
 
     def _sample_components(self, labels: Tensor, generator: torch.Generator | None) -> Tensor:
-        D = self.means_.shape[1]
-        z = torch.randn(labels.shape[0], D, generator=generator, dtype=torch.float64)
-        z = z.to(device=self.means_.device, dtype=self.means_.dtype)
-        cov = self.covariances_
+        means = self._means_c
+        z = torch.randn(labels.shape[0], means.shape[1], generator=generator, dtype=torch.float64)
+        z = z.to(device=means.device, dtype=means.dtype)
+        cov = self._covariances_
         if self.covariance_type == "full":
             L = torch.linalg.cholesky(cov)[labels]
-            return self.means_[labels] + (L @ z.unsqueeze(-1)).squeeze(-1)
-        if self.covariance_type == "tied":
-            return self.means_[labels] + z @ torch.linalg.cholesky(cov).T
-        std = cov.sqrt()[labels]
-        return self.means_[labels] + z * (std if self.covariance_type == "diag" else std.unsqueeze(1))
+            x = means[labels] + (L @ z.unsqueeze(-1)).squeeze(-1)
+        elif self.covariance_type == "tied":
+            x = means[labels] + z @ torch.linalg.cholesky(cov).T
+        else:
+            std = cov.sqrt()[labels]
+            x = means[labels] + z * (std if self.covariance_type == "diag" else std.unsqueeze(1))
+        return x + self._shift
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the fitted model."""
-        K, D = self.means_.shape
+        K, D = self._means_c.shape
         cov = {"full": K * D * (D + 1) / 2, "diag": K * D, "tied": D * (D + 1) / 2, "spherical": K}
         return int(cov[self.covariance_type] + K * D + K - 1)
-
-    def bic(self, X) -> float:
-        """
-        Bayesian information criterion on ``X`` (lower is better).
-
-        :param X: data ``(n_samples, n_features)``.
-        """
-        n = self._validate_data(X, reset=False).shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
-
-    def aic(self, X) -> float:
-        """
-        Akaike information criterion on ``X`` (lower is better).
-
-        :param X: data ``(n_samples, n_features)``.
-        """
-        n = self._validate_data(X, reset=False).shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
-
-    def save(self, path) -> None:
-        """
-        Save the hyper-parameters and fitted state (``*_init`` arrays are stored as tensors).
-
-        :param path: file path or file-like object.
-        """
-        saved = {}
-        for name in ("weights_init", "means_init", "precisions_init"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, Tensor):
-                saved[name] = value
-                setattr(self, name, torch.as_tensor(np.asarray(value)))
-        try:
-            super().save(path)
-        finally:
-            for name, value in saved.items():
-                setattr(self, name, value)

@@ -11,11 +11,15 @@ on the device.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
 
-__all__ = ["kmeans_plusplus", "kmeans", "initial_responsibilities"]
+__all__ = ["INIT_METHODS", "kmeans_plusplus", "kmeans", "initial_responsibilities"]
+
+#: the initialisation methods of :func:`initial_responsibilities` (scikit-learn's names)
+INIT_METHODS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _sq_dist(X: Tensor, C: Tensor, x_sq: Tensor | None = None, c_sq: Tensor | None = None) -> Tensor:
@@ -27,13 +31,14 @@ def _sq_dist(X: Tensor, C: Tensor, x_sq: Tensor | None = None, c_sq: Tensor | No
     return torch.addmm(c_sq.unsqueeze(0), X, C.T, alpha=-2.0).add_(x_sq.unsqueeze(1)).clamp_min_(0.0)
 
 
-def _check(X: Tensor, n_clusters: int) -> None:
+def _check(X: Tensor, n_clusters: int) -> int:
     if not isinstance(X, Tensor) or X.dim() != 2 or not X.is_floating_point():
         raise ValueError(f"X must be a 2-D floating tensor, got {getattr(X, 'shape', type(X))}")
-    if isinstance(n_clusters, bool) or not isinstance(n_clusters, int) or n_clusters < 1:
+    if isinstance(n_clusters, bool) or not isinstance(n_clusters, numbers.Integral) or n_clusters < 1:
         raise ValueError(f"n_clusters must be a positive int, got {n_clusters!r}")
     if X.shape[0] < n_clusters:
         raise ValueError(f"X has {X.shape[0]} samples, fewer than n_clusters={n_clusters}")
+    return int(n_clusters)
 
 
 def kmeans_plusplus(
@@ -53,7 +58,7 @@ def kmeans_plusplus(
     :param int n_local_trials: candidates per centre (default ``2 + floor(log K)``).
     :returns: ``(centers (K, D), indices (K,))`` with ``centers == X[indices]``.
     """
-    _check(X, n_clusters)
+    n_clusters = _check(X, n_clusters)
     N = X.shape[0]
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
@@ -91,21 +96,28 @@ def kmeans(
         times the mean per-feature variance of ``X``.
     :returns: ``(centers (K, D), labels (N,))``.
     """
+    n_clusters = _check(X, n_clusters)
     centers, _ = kmeans_plusplus(X, n_clusters, generator)
-    x_sq = X.square().sum(1)
     threshold = tol * float(X.var(0).mean()) if X.shape[0] > 1 else 0.0
-    labels = _sq_dist(X, centers, x_sq).argmin(1)
+    # the point-to-centre distances drop the constant ||x||^2 (argmin does not need it): one GEMM
+    # -2 X C^T + ||c||^2 per iteration, sums by index_add_ and counts by bincount (no N x K one-hot)
+    labels = _nearest(X, centers)
     for _ in range(max_iter):
-        onehot = torch.nn.functional.one_hot(labels, n_clusters).to(X.dtype)
-        counts = onehot.sum(0)
-        new = (onehot.T @ X) / counts.clamp_min(1.0).unsqueeze(1)
+        counts = torch.bincount(labels, minlength=n_clusters).to(X.dtype)
+        sums = X.new_zeros(n_clusters, X.shape[1]).index_add_(0, labels, X)
+        new = sums / counts.clamp_min(1.0).unsqueeze(1)
         new = torch.where(counts.unsqueeze(1) > 0, new, centers)  # empty clusters keep their centre
         shift = float((new - centers).square().sum())
         centers = new
-        labels = _sq_dist(X, centers, x_sq).argmin(1)
+        labels = _nearest(X, centers)
         if shift <= threshold:
             break
     return centers, labels
+
+
+def _nearest(X: Tensor, C: Tensor) -> Tensor:
+    """Index of the nearest row of ``C`` for each row of ``X`` (``argmin ||c||^2 - 2 x.c``, one GEMM)."""
+    return torch.addmm(C.square().sum(1).unsqueeze(0), X, C.T, alpha=-2.0).argmin(1)
 
 
 def initial_responsibilities(
@@ -117,19 +129,29 @@ def initial_responsibilities(
     :param Tensor X: data ``(N, D)``.
     :param int n_components: number of components ``K``.
     :param str method: ``"kmeans"`` (hard labels after at most 10 Lloyd iterations), ``"k-means++"``
-        (nearest k-means++ seed) or ``"random"`` (uniform random soft
-        responsibilities).
+        (nearest k-means++ seed), ``"random"`` (uniform random soft
+        responsibilities) or ``"random_from_data"`` (``n_components`` distinct
+        random points, each the only member of its component, as in scikit-learn).
     :param torch.Generator generator: CPU generator.
+
+    >>> X = torch.tensor([[0.0], [0.1], [5.0], [5.1]])
+    >>> initial_responsibilities(X, 2, "kmeans", torch.Generator().manual_seed(0)).sum(0)
+    tensor([2., 2.])
     """
-    _check(X, n_components)
+    n_components = _check(X, n_components)
     if method == "kmeans":
         labels = kmeans(X, n_components, generator, max_iter=10)[1]
     elif method == "k-means++":
         centers, _ = kmeans_plusplus(X, n_components, generator)
-        labels = _sq_dist(X, centers).argmin(1)
+        labels = _nearest(X, centers)
+    elif method == "random_from_data":
+        idx = torch.randperm(X.shape[0], generator=generator)[:n_components].to(X.device)
+        resp = X.new_zeros(X.shape[0], n_components)
+        resp[idx, torch.arange(n_components, device=X.device)] = 1.0
+        return resp
     elif method == "random":
         r = torch.rand(X.shape[0], n_components, generator=generator, dtype=torch.float64)
         return (r / r.sum(1, keepdim=True)).to(device=X.device, dtype=X.dtype)
     else:
-        raise ValueError(f"init method must be 'kmeans', 'k-means++' or 'random', got {method!r}")
+        raise ValueError(f"init method must be one of {INIT_METHODS}, got {method!r}")
     return torch.nn.functional.one_hot(labels, n_components).to(X.dtype)

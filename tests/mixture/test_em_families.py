@@ -226,7 +226,8 @@ def test_not_fitted():
         (E.Poisson, torch.tensor([1.0, math.nan, 2.0]), {}, ValueError, "NaN"),
         (E.Poisson, torch.tensor([1.0, -1.0, 2.0, 3.0]), {}, ValueError, "support"),
         (E.Bernoulli, torch.tensor([[0.0, 0.5], [1.0, 1.0], [0.0, 0.0]]), {}, ValueError, "support"),
-        (E.Poisson, torch.tensor([1.0]), {}, ValueError, "fewer than n_components"),
+        (E.Poisson, torch.tensor([1.0]), {}, ValueError, "minimum of 2"),
+        (E.Poisson, torch.tensor([1.0, 2.0, 3.0]), {"n_components": 4}, ValueError, "fewer than n_components"),
         (E.MultivariateNormal(torch.zeros(3), torch.eye(3)), torch.zeros(10, 2), {}, ValueError, "event shape"),
         (E.MultivariateNormal, torch.zeros(10, 2), {}, TypeError, "prototype"),
         (torch.distributions.Normal, torch.zeros(10), {}, TypeError, "family"),
@@ -242,13 +243,15 @@ def test_not_fitted():
 def test_bad_input(family, X, kwargs, error, match):
     with pytest.raises(error, match=match), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ExpFamMixture(family, 2, random_state=0, **kwargs).fit(X)
+        ExpFamMixture(family, **{"n_components": 2, "random_state": 0, **kwargs}).fit(X)
 
 
 def test_predict_wrong_shape():
     m = ExpFamMixture(E.Poisson, 2, random_state=0).fit(torch.poisson(torch.full((50, 3), 3.0)))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="X has 2 features, but ExpFamMixture is expecting 3 features as input"):
         m.predict(torch.ones(4, 2))
+    with pytest.raises(ValueError, match="shape"):
+        m.predict(torch.ones(4, 3, 1))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")

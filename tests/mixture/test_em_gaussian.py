@@ -84,7 +84,7 @@ def test_log_likelihood_never_decreases(covariance_type):
 def test_score_samples_against_scipy(covariance_type):
     X = _data(200, seed=5)
     gm = GaussianMixture(K, covariance_type=covariance_type, random_state=0, max_iter=5, tol=1e-2).fit(X)
-    cov = gm.covariances_.numpy()
+    cov = gm.covariances_
     if covariance_type == "full":
         full = cov
     elif covariance_type == "tied":
@@ -93,15 +93,17 @@ def test_score_samples_against_scipy(covariance_type):
         full = np.stack([np.diag(c) for c in cov])
     else:
         full = np.stack([np.eye(D) * c for c in cov])
-    w = gm.weights_.numpy()
-    dens = sum(w[k] * multivariate_normal(gm.means_[k].numpy(), full[k]).pdf(X) for k in range(K))
-    np.testing.assert_allclose(gm.score_samples(X).numpy(), np.log(dens), rtol=1e-9)
+    w = gm.weights_
+    dens = sum(w[k] * multivariate_normal(gm.means_[k], full[k]).pdf(X) for k in range(K))
+    np.testing.assert_allclose(gm.score_samples(X), np.log(dens), rtol=1e-9)
     expected = np.linalg.inv(cov) if covariance_type in ("full", "tied") else 1.0 / cov
-    np.testing.assert_allclose(gm.precisions_.numpy(), expected, rtol=1e-9)
+    np.testing.assert_allclose(gm.precisions_, expected, rtol=1e-9)
     # predictions agree with predict_proba and with fit_predict
+    # numpy in, numpy out (scikit-learn's dtypes)
     proba = gm.predict_proba(X)
-    torch.testing.assert_close(proba.sum(1), torch.ones(len(X), dtype=torch.float64))
-    assert torch.equal(gm.predict(X), proba.argmax(1))
+    assert isinstance(proba, np.ndarray) and proba.dtype == np.float64 and gm.predict(X).dtype == np.int64
+    np.testing.assert_allclose(proba.sum(1), np.ones(len(X)), rtol=1e-12)
+    np.testing.assert_array_equal(gm.predict(X), proba.argmax(1))
     assert gm.score(X) == pytest.approx(float(gm.score_samples(X).mean()))
 
 
@@ -130,7 +132,7 @@ def test_init_params_recover_planted(init_params):
     centres = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
     X = np.concatenate([c + rng.normal(size=(400, 2)) for c in centres])
     gm = GaussianMixture(3, init_params=init_params, n_init=2, random_state=0, max_iter=200).fit(X)
-    got = gm.means_.numpy()[np.argsort(gm.means_.numpy() @ [1.0, 2.0])]
+    got = gm.means_[np.argsort(gm.means_ @ [1.0, 2.0])]
     # each mean is an average of ~400 unit-variance points: sd 0.05, tolerance 5 sd
     np.testing.assert_allclose(got, centres, atol=0.25)
 
@@ -154,6 +156,8 @@ def test_sample_moments():
                          random_state=0)
     gm.fit(np.random.default_rng(0).normal(size=(10, 2)))
     X, labels = gm.sample(20000)
+    assert isinstance(X, np.ndarray) and labels.dtype == np.int64
+    X, labels = torch.as_tensor(X), torch.as_tensor(labels)
     assert X.shape == (20000, 2) and labels.shape == (20000,)
     # mixture mean = 0.3*0 + 0.7*(4,-2); sd of the sample mean of each coordinate <= 2.5/sqrt(2e4) = 0.018
     torch.testing.assert_close(X.mean(0), torch.tensor([2.8, -1.4], dtype=X.dtype), atol=0.08, rtol=0)
@@ -202,8 +206,8 @@ def test_convergence_warning():
     "kwargs, X, match",
     [
         ({}, np.array([[0.0, 1.0], [np.nan, 1.0], [2.0, 2.0]]), "NaN"),
-        ({}, np.arange(10.0), "2-D"),
-        ({"n_components": 5}, np.random.default_rng(0).normal(size=(4, 2)), "fewer than n_components"),
+        ({}, np.arange(10.0), "Expected 2D array"),
+        ({"n_components": 5}, np.random.default_rng(0).normal(size=(4, 2)), "n_samples >= n_components"),
         ({"covariance_type": "banana"}, np.zeros((10, 2)), "covariance_type"),
         ({"reg_covar": -1.0}, np.zeros((10, 2)), "reg_covar"),
         ({"weights_init": [0.5, 0.6]}, np.random.default_rng(0).normal(size=(10, 2)), "sum to 1"),
