@@ -103,6 +103,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_array, validate_data
 from torch import Tensor
@@ -418,9 +419,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                     f"{self.n_features_in_} features as input."
                 )
         else:
-            if X is None or isinstance(X, str | bytes | dict | set) or not hasattr(X, "__len__") and not hasattr(
-                X, "__array__"
-            ):
+            if not issparse(X) and (X is None or isinstance(X, str | bytes | dict | set) or not (
+                hasattr(X, "__len__") or hasattr(X, "__array__"))):
                 raise TypeError(f"X must be an array-like or tensor of numbers, got {type(X).__name__}")
             kw = dict(dtype=[np.float64, np.float32], ensure_2d=ensure_2d, allow_nd=allow_nd,
                       ensure_min_samples=ensure_min_samples)
