@@ -195,8 +195,8 @@ class NormalGamma(ExponentialFamily, pdist.TorchDistribution):
         return torch.lgamma(a) - a * self.rate.log() - 0.5 * self.precision_scale.log()
 
     @classmethod
-    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters") -> None:
-        super()._check_natural_params(*natural_params, what=what)
+    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters", **kwargs) -> None:
+        super()._check_natural_params(*natural_params, what=what, **kwargs)
         rate = cls._ordinary(*natural_params)[3]
         if not bool((rate > 0).all()):
             raise ValueError(

@@ -292,7 +292,7 @@ class NormalWishart(ExponentialFamily, pdist.TorchDistribution):
         )
 
     @classmethod
-    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters") -> None:
+    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters", **kwargs) -> None:
         _, kappa, nu, inv_v = cls._ordinary(*natural_params)
         d = natural_params[0].shape[-1]
         ok = bool((kappa > 0).all()) and bool((nu > d - 1).all())

@@ -16,6 +16,7 @@ from .exp_family import ExponentialFamily, bregman_kl, product, weighted_product
 from .exponential import Exponential
 from .gamma import Gamma
 from .geometric import Geometric
+from .independent import Independent, product_along_axis
 from .inverse_gamma import InverseGamma
 from .log_normal import LogNormal
 from .multinomial import Multinomial
@@ -62,6 +63,7 @@ __all__ = [
     "FAMILIES",
     "Gamma",
     "Geometric",
+    "Independent",
     "InverseGamma",
     "LogNormal",
     "Multinomial",
@@ -73,5 +75,6 @@ __all__ = [
     "Wishart",
     "bregman_kl",
     "product",
+    "product_along_axis",
     "weighted_product",
 ]

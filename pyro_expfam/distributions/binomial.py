@@ -13,6 +13,10 @@ from .exp_family import ExponentialFamily
 
 __all__ = ["Binomial"]
 
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_BinomialBase = dist.Binomial
+
 
 class Binomial(ExponentialFamily, dist.Binomial):
     r"""
@@ -66,7 +70,7 @@ class Binomial(ExponentialFamily, dist.Binomial):
         return self.total_count * F.softplus(logits)
 
     def entropy(self) -> Tensor:
-        return dist.Binomial.entropy(self)
+        return _BinomialBase.entropy(self)
 
     def _fixed_params(self) -> dict:
         return {"total_count": self.total_count}

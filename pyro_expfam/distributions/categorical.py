@@ -15,6 +15,10 @@ from .exp_family import ExponentialFamily
 
 __all__ = ["Categorical"]
 
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_CategoricalBase = dist.Categorical
+
 
 class _NormalizableLogits(constraints.Constraint):
     """
@@ -129,7 +133,7 @@ class Categorical(_LogitVectorFamily, dist.Categorical):
     """
 
     def entropy(self) -> Tensor:
-        return dist.Categorical.entropy(self)
+        return _CategoricalBase.entropy(self)
 
     def _check_index(self, value: Tensor) -> Tensor:
         value = torch.as_tensor(value, device=self.logits.device)

@@ -30,6 +30,23 @@ def _poly(e2: Tensor, coefs: tuple[float, ...]) -> Tensor:
     return result
 
 
+def _cb_log_normalizer_reduced(eta: Tensor) -> Tensor:
+    r"""
+    :math:`A(\eta) - \max(\eta, 0) = \log(1 - e^{-|\eta|}) - \log|\eta|`
+    (a Taylor series near 0): of order :math:`\log|\eta|` even where
+    :math:`A` itself is huge, so that ``log_prob`` can subtract the
+    :math:`\max(\eta, 0)` part exactly.
+    """
+    small = eta.abs() < _TAYLOR
+    a = torch.where(small, torch.full_like(eta, _TAYLOR), eta.abs())
+    direct = _log1mexp(-a) - torch.log(a)
+    t = torch.where(small, eta, torch.zeros_like(eta))  # no inf * 0 in the unused branch's gradient
+    e2 = t.square()
+    coefs = tuple(c / (2 * k) for k, c in enumerate(_MEAN_COEFS, 1))
+    taylor = 0.5 * t + e2 * _poly(e2, coefs) - torch.relu(t)  # relu: zero gradient at 0, like log_prob's where
+    return torch.where(small, taylor, direct)
+
+
 def _cb_log_normalizer(eta: Tensor) -> Tensor:
     r"""
     :math:`A(\eta) = \log\int_0^1 e^{\eta x}dx = \log((e^\eta - 1)/\eta)`,
@@ -37,13 +54,7 @@ def _cb_log_normalizer(eta: Tensor) -> Tensor:
     :math:`A(\eta) = \max(\eta, 0) + \log(1 - e^{-|\eta|}) - \log|\eta|`,
     and a Taylor series near 0.
     """
-    small = eta.abs() < _TAYLOR
-    a = torch.where(small, torch.full_like(eta, _TAYLOR), eta.abs())
-    direct = eta.clamp(min=0) + _log1mexp(-a) - torch.log(a)
-    e2 = eta.square()
-    coefs = tuple(c / (2 * k) for k, c in enumerate(_MEAN_COEFS, 1))
-    taylor = 0.5 * eta + e2 * _poly(e2, coefs)
-    return torch.where(small, taylor, direct)
+    return torch.relu(eta) + _cb_log_normalizer_reduced(eta)
 
 
 def _cb_mean(eta: Tensor) -> Tensor:
@@ -51,7 +62,8 @@ def _cb_mean(eta: Tensor) -> Tensor:
     small = eta.abs() < _TAYLOR
     e = torch.where(small, torch.full_like(eta, _TAYLOR), eta)
     direct = -1 / torch.expm1(-e) - 1 / e
-    taylor = 0.5 + eta * _poly(eta.square(), _MEAN_COEFS)
+    t = torch.where(small, eta, torch.zeros_like(eta))
+    taylor = 0.5 + t * _poly(t.square(), _MEAN_COEFS)
     return torch.where(small, taylor, direct)
 
 
@@ -61,7 +73,7 @@ def _cb_variance(eta: Tensor) -> Tensor:
     e = torch.where(small, torch.full_like(eta, _TAYLOR), eta)
     direct = 1 / e.square() - 0.25 / torch.sinh(0.5 * e).square()
     coefs = tuple((2 * k - 1) * c for k, c in enumerate(_MEAN_COEFS, 1))
-    taylor = _poly(eta.square(), coefs)
+    taylor = _poly(torch.where(small, eta, torch.zeros_like(eta)).square(), coefs)
     return torch.where(small, taylor, direct)
 
 
@@ -118,7 +130,10 @@ class ContinuousBernoulli(ExponentialFamily, dist.ContinuousBernoulli):
             self._validate_sample(value)
         logits = self.logits
         value = torch.as_tensor(value, dtype=logits.dtype, device=logits.device)
-        return value * logits - _cb_log_normalizer(logits)
+        # x eta - A(eta) with the max(eta, 0) part of A subtracted exactly: (x - 1) eta for eta > 0
+        # (float32 logits = 1e38 at x = 1 give log(1e38) = 87.5, not 1e38 - 1e38)
+        shifted = torch.where(logits > 0, (value - 1) * logits, value * logits)
+        return shifted - _cb_log_normalizer_reduced(logits)
 
     @property
     def mean(self) -> Tensor:
@@ -141,9 +156,12 @@ class ContinuousBernoulli(ExponentialFamily, dist.ContinuousBernoulli):
         zero = eta == 0
         e = torch.where(zero, torch.ones_like(eta), eta)
         x = value.clamp(0, 1)
-        # (e^{eta x} - 1) / (e^eta - 1), written without overflow for either sign of eta
-        neg = torch.expm1(e.clamp(max=0) * x) / torch.expm1(e.clamp(max=0))
-        pos = torch.exp(e.clamp(min=0) * (x - 1)) * torch.expm1(-e.clamp(min=0) * x) / torch.expm1(-e.clamp(min=0))
+        # (e^{eta x} - 1) / (e^eta - 1), written without overflow for either sign of eta; each branch
+        # gets a safe eta of its own sign so that the unused one has no 0/0 (a NaN gradient through where)
+        e_neg = torch.where(e < 0, e, -torch.ones_like(e))
+        e_pos = torch.where(e > 0, e, torch.ones_like(e))
+        neg = torch.expm1(e_neg * x) / torch.expm1(e_neg)
+        pos = torch.exp(e_pos * (x - 1)) * torch.expm1(-e_pos * x) / torch.expm1(-e_pos)
         result = torch.where(zero, x, torch.where(e < 0, neg, pos))
         return torch.where(
             value <= 0, torch.zeros_like(result), torch.where(value >= 1, torch.ones_like(result), result)

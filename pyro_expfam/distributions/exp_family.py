@@ -48,6 +48,8 @@ Bregman divergence of the log normaliser, :func:`bregman_kl`:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
 from collections.abc import Sequence
 from typing import TypeVar
@@ -59,6 +61,115 @@ from torch.distributions import constraints
 __all__ = ["ExponentialFamily", "bregman_kl", "product", "weighted_product"]
 
 _EF = TypeVar("_EF", bound="ExponentialFamily")
+
+_LOW_PRECISION = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _validation_enabled(validate_args: bool | None) -> bool:
+    return torch.distributions.Distribution._validate_args if validate_args is None else bool(validate_args)
+
+
+def _representable(tensors: Sequence[Tensor]) -> bool:
+    """Every entry finite and either zero or normal (not subnormal) in its dtype."""
+    for t in tensors:
+        t = torch.as_tensor(t)
+        if not t.is_floating_point():
+            continue
+        tiny = torch.finfo(t.dtype).tiny
+        if not bool((torch.isfinite(t) & ((t == 0) | (t.abs() >= tiny))).all()):
+            return False
+    return True
+
+
+def _overflowed(d: torch.distributions.Distribution, tensors: Sequence[Tensor]) -> bool:
+    """
+    Whether ``tensors`` (natural parameters of ``d`` or of a product of its
+    factors) lost their value to the floating-point range: NaN, subnormal
+    entries, or infinities although ``d``'s own parameters are all finite.
+    """
+    has_inf = False
+    for t in tensors:
+        t = torch.as_tensor(t)
+        if not t.is_floating_point():
+            continue
+        if bool(torch.isnan(t).any()):
+            return True
+        if bool(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any()):
+            return True
+        has_inf = has_inf or bool(torch.isinf(t).any())
+    if not has_inf:
+        return False
+    args = type(d)._constructor_args(d).values()
+    return all(bool(torch.isfinite(a).all()) for a in args if torch.is_tensor(a) and a.is_floating_point())
+
+
+def _torch_family_class(cls: type) -> type | None:
+    """The class of ``torch.distributions`` that ``cls`` specialises (same name), or ``None``."""
+    for c in cls.__mro__:
+        if c.__name__ == cls.__name__ and c.__module__.startswith("torch.distributions"):
+            return c
+    return None
+
+
+def _as_family(cls: type[_EF], d: torch.distributions.Distribution, what: str = "product") -> _EF:
+    """
+    ``d`` as an instance of our family class ``cls``: ``d`` itself if it is one,
+    a converted copy if it is a torch or Pyro distribution of the same family.
+
+    :raises TypeError: naming both classes otherwise.
+    """
+    if isinstance(d, cls):
+        return d
+    base = _torch_family_class(cls)
+    if base is None or not isinstance(d, base) or isinstance(d, ExponentialFamily):
+        raise TypeError(
+            f"{what} of distributions of different families: {cls.__name__} and "
+            f"{type(d).__module__}.{type(d).__name__}"
+        )
+    return cls(**cls._constructor_args(d), validate_args=False)
+
+
+def _astype(d: _EF, dtype: torch.dtype, what: str | None = None) -> _EF:
+    """
+    A copy of ``d`` with its floating-point parameters cast to ``dtype``.
+
+    :param str what: if given, refuse (``ValueError`` naming the parameter) a
+        cast under which a finite non-zero parameter overflows or underflows.
+    """
+    args = {}
+    for key, val in type(d)._constructor_args(d).items():
+        if torch.is_tensor(val) and val.is_floating_point():
+            new = val.to(dtype)
+            if what is not None:
+                bad = ~torch.isfinite(new) | ((new == 0) & (val != 0))
+                if bool((bad & torch.isfinite(val)).any()):
+                    raise ValueError(
+                        f"{what} is not representable in {dtype}: its parameter {key} overflows or "
+                        f"underflows ({val[bad].flatten()[0].item():.3g} in float64)"
+                    )
+            val = new
+        args[key] = val
+    return type(d)(**args, validate_args=False)
+
+
+def _natural_param_names(func) -> tuple[str, ...] | None:
+    names = []
+    for i, p in enumerate(inspect.signature(func).parameters.values()):
+        if i == 0:
+            continue  # cls
+        if p.kind in (p.VAR_POSITIONAL,):
+            return None
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            names.append(p.name)
+    return tuple(names)
+
+
+def _unchecked_from_natural_params(cls: type[_EF], *natural_params: Tensor, **fixed) -> _EF:
+    """``cls._from_natural_params`` without the natural-parameter-space check (for callers that checked)."""
+    func = cls._from_natural_params.__func__
+    if getattr(func, "_checks_natural_params", False):
+        func = func.__wrapped__
+    return func(cls, *natural_params, **fixed)
 
 
 class ExponentialFamily(torch.distributions.ExponentialFamily):
@@ -107,6 +218,73 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
     _product_refusal: str | None = None
     #: Constant part ``k_0`` of the log carrier measure ``k(x) = <c, t(x)> + k_0``.
     _carrier_constant: float = 0.0
+    #: Names of the natural parameters (the arguments of ``_from_natural_params``), set per family.
+    _natural_param_names: tuple[str, ...] | None = None
+    #: Optional words for each natural parameter space, used in error messages.
+    _natural_param_descriptions: tuple[str | None, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        # every family's _from_natural_params refuses natural parameters outside the natural
+        # parameter space with a ValueError naming the parameter (when validation is enabled)
+        super().__init_subclass__(**kwargs)
+        raw = cls.__dict__.get("_from_natural_params")
+        if not isinstance(raw, classmethod) or getattr(raw.__func__, "_checks_natural_params", False):
+            return
+        func = raw.__func__
+        names = _natural_param_names(func)
+        cls._natural_param_names = names
+
+        @functools.wraps(func)
+        def checked(klass, *natural_params, **fixed):
+            if _validation_enabled(fixed.get("validate_args")):
+                klass._check_natural_params(
+                    *natural_params,
+                    what=f"natural parameters passed to {klass.__name__}._from_natural_params",
+                    names=names,
+                    consequence=None,
+                )
+            return func(klass, *natural_params, **fixed)
+
+        checked._checks_natural_params = True
+        cls._from_natural_params = classmethod(checked)
+
+    def __init__(self, *args, **kwargs):
+        # torch's independent-constraint check cannot reshape tensors with zero elements
+        # (``Beta(ones(0), ones(0))`` fails in torch); there is nothing to validate in them
+        if any(torch.is_tensor(a) and a.numel() == 0 for a in (*args, *kwargs.values())):
+            kwargs["validate_args"] = False
+        super().__init__(*args, **kwargs)
+
+    def _get_checked_instance(self, cls, _instance=None):
+        # our __init__ above only forwards to the family's, so the family's ``expand`` stays valid
+        return self.__new__(type(self)) if _instance is None else _instance
+
+    @classmethod
+    def _constructor_args(cls, d: torch.distributions.Distribution) -> dict:
+        """
+        Keyword arguments that rebuild ``d`` (an instance of this family, ours,
+        torch's or Pyro's) with this class.
+        """
+        from ..torch_patch import _CONSTRUCTOR_ARGS  # deferred: torch_patch imports this package lazily
+
+        try:
+            return _CONSTRUCTOR_ARGS[cls.__name__](d)
+        except KeyError:
+            raise NotImplementedError(f"{cls.__name__} does not implement _constructor_args") from None
+
+    def to_event(self, reinterpreted_batch_ndims: int | None = None):
+        """
+        Pyro's :meth:`~pyro.distributions.torch_distribution.TorchDistributionMixin.to_event`,
+        returning a :class:`pyro_expfam.distributions.Independent` (which adds
+        :meth:`~pyro_expfam.distributions.Independent.product_along_axis` over
+        the remaining batch dimensions).
+
+        :param int reinterpreted_batch_ndims: number of rightmost batch
+            dimensions to reinterpret as event dimensions (all if ``None``).
+        """
+        from .independent import _to_event
+
+        return _to_event(self, reinterpreted_batch_ndims)
 
     # ------------------------------------------------------------------ #
     # Interface implemented by every family
@@ -227,15 +405,41 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         raise NotImplementedError(f"{cls.__name__} does not implement from_mean_parameters")
 
     @classmethod
-    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters") -> None:
-        """Raise :class:`ValueError` if ``natural_params`` leave the natural parameter space."""
+    def _check_natural_params(
+        cls,
+        *natural_params: Tensor,
+        what: str = "natural parameters",
+        names: Sequence[str] | None = None,
+        consequence: str | None = "the normalised product does not exist",
+    ) -> None:
+        """
+        Raise :class:`ValueError` if ``natural_params`` leave the natural
+        parameter space, naming the natural parameter, its space and an
+        offending value.
+
+        :param str what: what the parameters are (e.g. "natural parameters of the product").
+        :param names: names of the natural parameters (default: their indices).
+        :param str consequence: appended to the message (``None``: nothing).
+        """
+        if len(natural_params) != len(cls._natural_param_constraints):
+            raise ValueError(
+                f"{cls.__name__}: expected {len(cls._natural_param_constraints)} natural parameters, "
+                f"got {len(natural_params)}"
+            )
         for i, (p, c) in enumerate(zip(natural_params, cls._natural_param_constraints, strict=True)):
+            p = torch.as_tensor(p)
             ok = c.check(p)
             if not bool(torch.all(ok)):
+                names = cls._natural_param_names if names is None else names
+                name = names[i] if names is not None and i < len(names) else str(i)
+                bad = ok.logical_not().expand(p.shape[: ok.dim()]) if ok.dim() else None
+                sample = p if bad is None else p[bad][0]
+                tail = f"; {consequence}" if consequence else ""
+                desc = cls._natural_param_descriptions[i] if i < len(cls._natural_param_descriptions) else None
+                desc = f" ({desc})" if desc else ""
                 raise ValueError(
-                    f"{cls.__name__}: {what} leave the natural parameter space "
-                    f"(natural parameter {i} must satisfy {c}); the normalised "
-                    f"product does not exist"
+                    f"{cls.__name__}: {what} leave the natural parameter space: natural parameter "
+                    f"{name} (index {i}) must satisfy {c}{desc}, got {sample.tolist()}{tail}"
                 )
 
     def _product_dim(self, dim: int) -> int:
@@ -278,6 +482,10 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         bdim = self._product_dim(dim)
         eta = self._expanded_natural_params()
         dtype = eta[0].dtype
+        low = dtype in _LOW_PRECISION
+        if low and _overflowed(self, eta):
+            # e.g. float32 Normal scales of 1e-20 or 1e20: the natural parameters over/underflow
+            return self._product_in_float64(dim, keepdim, weights)
         w = self._product_weights(weights, eta[0])
         total = w.sum(bdim, keepdim=keepdim)  # W
         shift = self._carrier_shift
@@ -289,12 +497,32 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
                 c = torch.as_tensor(shift[i], dtype=dtype, device=p.device)
                 q = q + (total - 1).reshape(total.shape + (1,) * r) * c
             new_eta.append(q)
-        type(self)._check_natural_params(*new_eta, what="natural parameters of the product")
-        result = type(self)._from_natural_params(*new_eta, **self._fixed_params())
+        if low and _overflowed(self, new_eta):
+            return self._product_in_float64(dim, keepdim, weights)
+        try:
+            type(self)._check_natural_params(*new_eta, what="natural parameters of the product")
+        except ValueError:
+            if low:  # decide in float64 whether the product really leaves the space
+                return self._product_in_float64(dim, keepdim, weights)
+            raise
+        result = _unchecked_from_natural_params(type(self), *new_eta, **self._fixed_params())
         log_norm = self._log_normalizer(*new_eta) - (w * self._log_normalizer(*eta)).sum(bdim, keepdim=keepdim)
         if self._carrier_constant:
             log_norm = log_norm + (total - 1) * self._carrier_constant
         return result, log_norm
+
+    def _product_in_float64(
+        self, dim: int, keepdim: bool, weights: Tensor | None
+    ) -> tuple[ExponentialFamily, Tensor]:
+        """
+        The product computed in float64 and cast back to this distribution's
+        dtype; refused (``ValueError``) only when the result is not representable.
+        """
+        dtype = self._expanded_natural_params()[0].dtype
+        w = None if weights is None else torch.as_tensor(weights).to(torch.float64)
+        result, log_norm = _astype(self, torch.float64)._product_with_log_normalizer(dim, keepdim, w)
+        what = f"the normalised product ({type(result).__name__}, computed in float64)"
+        return _astype(result, dtype, what=what), log_norm.to(dtype)
 
     def product_along_axis(
         self: _EF, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
@@ -356,9 +584,14 @@ def _stack(dists: Sequence[ExponentialFamily]) -> ExponentialFamily:
     """Stack distributions of one family along a new leading batch dimension."""
     if len(dists) == 0:
         raise ValueError("product needs at least one distribution")
-    cls = type(dists[0])
-    if not isinstance(dists[0], ExponentialFamily):
-        raise TypeError(f"expected pyro_expfam ExponentialFamily distributions, got {cls.__name__}")
+    ours = [d for d in dists if isinstance(d, ExponentialFamily)]
+    if ours:
+        cls = type(ours[0])
+    else:  # torch/Pyro instances of our families are converted
+        from .independent import _as_ours
+
+        cls = type(_as_ours(dists[0]))
+    dists = [d if isinstance(d, ExponentialFamily) else _as_family(cls, d) for d in dists]
     for d in dists[1:]:
         if type(d) is not cls:
             raise TypeError(
@@ -516,4 +749,10 @@ def bregman_kl(
         if r:
             term = term.sum(tuple(range(-r, 0)))
         result = result - term
+    if result.dtype in _LOW_PRECISION and not (
+        _representable([result]) and _representable(eta_p) and _representable(eta_q)
+    ):
+        # natural parameters over/underflow in low precision (e.g. float32 Normal(0, 1e-20)): use float64
+        p64, q64 = _astype(p, torch.float64), _astype(q, torch.float64)
+        result = bregman_kl(p64, q64).to(result.dtype)
     return result.expand(batch_shape)

@@ -15,6 +15,10 @@ from .exp_family import ExponentialFamily
 
 __all__ = ["Geometric"]
 
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_GeometricBase = dist.Geometric
+
 
 def _log1mexp(x: Tensor) -> Tensor:
     r"""
@@ -72,7 +76,7 @@ class Geometric(ExponentialFamily, dist.Geometric):
         return 0.0
 
     def entropy(self) -> Tensor:
-        return dist.Geometric.entropy(self)
+        return _GeometricBase.entropy(self)
 
     @classmethod
     def _from_natural_params(cls, eta: Tensor, **fixed) -> Geometric:

@@ -9,9 +9,13 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from .exp_family import ExponentialFamily
-from .gamma import _check_gamma_mean_parameters, _float_tensors, _gamma_shape_from_log_gap
+from .gamma import _check_gamma_mean_parameters, _float_tensors, _gamma_shape
 
 __all__ = ["InverseGamma"]
+
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_InverseGammaBase = torch.distributions.InverseGamma
 
 
 class InverseGamma(ExponentialFamily, dist.InverseGamma):
@@ -56,7 +60,7 @@ class InverseGamma(ExponentialFamily, dist.InverseGamma):
 
     def entropy(self) -> Tensor:
         # closed form (torch's), rather than the Bregman-divergence default of ExponentialFamily
-        return torch.distributions.InverseGamma.entropy(self)
+        return _InverseGammaBase.entropy(self)
 
     @classmethod
     def _from_natural_params(cls, eta1: Tensor, eta2: Tensor, **fixed) -> InverseGamma:
@@ -85,5 +89,5 @@ class InverseGamma(ExponentialFamily, dist.InverseGamma):
         """
         mean_log_x, mean_inv_x = _float_tensors(mean_log_x, mean_inv_x)
         _check_gamma_mean_parameters(-mean_log_x, mean_inv_x, ("-mean_log_x", "mean_inv_x"))
-        concentration = _gamma_shape_from_log_gap(torch.log(mean_inv_x) + mean_log_x)
+        concentration = _gamma_shape(-mean_log_x, mean_inv_x)
         return cls(concentration, concentration / mean_inv_x, **fixed)

@@ -15,6 +15,10 @@ from .gamma import _float_tensors
 
 __all__ = ["LogNormal"]
 
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_LogNormalBase = torch.distributions.LogNormal
+
 
 class LogNormal(ExponentialFamily, dist.LogNormal):
     r"""
@@ -72,7 +76,7 @@ class LogNormal(ExponentialFamily, dist.LogNormal):
 
     def entropy(self) -> Tensor:
         # closed form (torch's), rather than the Bregman-divergence default of ExponentialFamily
-        return torch.distributions.LogNormal.entropy(self)
+        return _LogNormalBase.entropy(self)
 
     @property
     def _carrier_shift(self) -> tuple[float, float]:

@@ -14,6 +14,10 @@ from .exp_family import ExponentialFamily
 
 __all__ = ["MultivariateNormal", "negative_definite"]
 
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_MultivariateNormalBase = dist.MultivariateNormal
+
 
 class _NegativeDefinite(constraints.Constraint):
     """
@@ -30,7 +34,7 @@ class _NegativeDefinite(constraints.Constraint):
         return torch.linalg.cholesky_ex(neg_sym).info.eq(0) & value.isfinite().all(-1).all(-1)
 
     def __repr__(self) -> str:
-        return "NegativeDefinite()"
+        return "NegativeDefinite() (its negation, a multiple of a precision matrix, must be positive definite)"
 
 
 #: Square matrices whose symmetric part is negative definite.
@@ -131,7 +135,7 @@ class MultivariateNormal(ExponentialFamily, dist.MultivariateNormal):
     def entropy(self) -> Tensor:
         # torch.distributions.ExponentialFamily precedes torch's MultivariateNormal in the
         # method resolution order; keep the closed form rather than the Bregman one.
-        return dist.MultivariateNormal.entropy(self)
+        return _MultivariateNormalBase.entropy(self)
 
     @classmethod
     def _from_natural_params(cls, eta1: Tensor, eta2: Tensor, **fixed) -> MultivariateNormal:

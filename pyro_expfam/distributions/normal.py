@@ -3,6 +3,8 @@
 """The Normal family as a Pyro distribution with natural-parameter algebra."""
 from __future__ import annotations
 
+import math
+
 import pyro.distributions as dist
 import torch
 from torch import Tensor
@@ -11,6 +13,8 @@ from torch.distributions import constraints
 from .exp_family import ExponentialFamily
 
 __all__ = ["Normal"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class Normal(ExponentialFamily, dist.Normal):
@@ -41,6 +45,30 @@ class Normal(ExponentialFamily, dist.Normal):
     def _from_natural_params(cls, eta1: Tensor, eta2: Tensor, **fixed) -> Normal:
         precision = -2.0 * eta2
         return cls(eta1 / precision, precision.rsqrt(), **fixed)
+
+    def _product_with_log_normalizer(
+        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
+    ) -> tuple[Normal, Tensor]:
+        result, _ = super()._product_with_log_normalizer(dim, keepdim, weights)
+        # log Z = A(eta_prod) - sum_i w_i A(eta_i) from the ordinary parameters, in float64: the
+        # mu^2 / (2 sigma^2) terms of A cancel into -1/2 sum_i lambda_i (mu_i - mu)^2 with
+        # lambda_i = w_i / sigma_i^2 (from natural parameters, scales of 1e-20 would leave log Z = 0)
+        bdim = self._product_dim(dim)
+        loc = self.loc.expand(self.batch_shape).to(torch.float64)
+        scale = self.scale.expand(self.batch_shape).to(torch.float64)
+        w = self._product_weights(weights, loc)
+        lam = w / scale.square()
+        total = lam.sum(bdim, keepdim=True)
+        mu = (lam * loc).sum(bdim, keepdim=True) / total
+        log_norm = (
+            -0.5 * (lam * (loc - mu).square()).sum(bdim, keepdim=True)
+            - 0.5 * total.log()
+            - (w * scale.log()).sum(bdim, keepdim=True)
+            + (1 - w.sum(bdim, keepdim=True)) * _HALF_LOG_2PI
+        )
+        if not keepdim:
+            log_norm = log_norm.squeeze(bdim)
+        return result, log_norm.to(self.loc.dtype)
 
     def sufficient_statistics(self, value: Tensor) -> tuple[Tensor, Tensor]:
         value, _ = torch.broadcast_tensors(value, self.loc)

@@ -11,6 +11,10 @@ from .categorical import _check_simplex, _LogitVectorFamily
 
 __all__ = ["OneHotCategorical"]
 
+#: The distribution class this family derives from, bound at import: ``entropy`` calls it directly, never
+#: through the module attribute (which ``patch_torch``-style code may replace by this very class).
+_OneHotCategoricalBase = dist.OneHotCategorical
+
 
 class OneHotCategorical(_LogitVectorFamily, dist.OneHotCategorical):
     r"""
@@ -41,8 +45,16 @@ class OneHotCategorical(_LogitVectorFamily, dist.OneHotCategorical):
         tensor([[0.2000, 0.8000]])
     """
 
+    @classmethod
+    def _constructor_args(cls, d) -> dict:
+        # keep -inf logits (a zero-probability category) exact: rebuild from logits when d has them
+        inner = getattr(d, "_categorical", None)
+        if inner is not None and "logits" in inner.__dict__:
+            return {"logits": d.logits}
+        return {"probs": d.probs}
+
     def entropy(self) -> Tensor:
-        return dist.OneHotCategorical.entropy(self)
+        return _OneHotCategoricalBase.entropy(self)
 
     def sufficient_statistics(self, value: Tensor) -> tuple[Tensor]:
         value = torch.as_tensor(value, device=self.logits.device)

@@ -110,8 +110,8 @@ class VonMises(ExponentialFamily, dist.VonMises):
         return _LOG_2PI + _log_i0(torch.hypot(eta1, eta2))
 
     @classmethod
-    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters") -> None:
-        super()._check_natural_params(*natural_params, what=what)
+    def _check_natural_params(cls, *natural_params: Tensor, what: str = "natural parameters", **kwargs) -> None:
+        super()._check_natural_params(*natural_params, what=what, **kwargs)
         eta1, eta2 = natural_params
         if not bool(((eta1 != 0) | (eta2 != 0)).all()):
             raise ValueError(

@@ -102,6 +102,7 @@ class Wishart(ExponentialFamily, dist.Wishart):
 
     _natural_param_event_dims = (2, 0)
     _natural_param_constraints = (negative_definite, constraints.greater_than(-1.0))
+    _natural_param_descriptions = (None, "eta2 = (df - p - 1) / 2 > -1, i.e. df > p - 1")
     _mean_carrier_measure = 0
 
     def _log_normalizer(self, eta1: Tensor, eta2: Tensor) -> Tensor:
