@@ -115,13 +115,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match="constant"):
         DirichletProcessMixture(5, covariance_type="diag").fit(torch.cat([X, torch.ones(100, 1)], 1))
     with pytest.raises(ValueError, match="covariance_type"):
-        DirichletProcessMixture(5, covariance_type="tied").fit(X)
+        DirichletProcessMixture(5, covariance_type="banana").fit(X)
     with pytest.raises(ValueError, match="method"):
         DirichletProcessMixture(5, method="gibbs").fit(X)
     with pytest.raises(ValueError, match="weight_concentration_prior"):
         DirichletProcessMixture(5, weight_concentration_prior=-1.0).fit(X)
     with pytest.raises(ValueError, match="n_components"):
-        DirichletProcessMixture(1).fit(X)
+        DirichletProcessMixture(0).fit(X)
     with pytest.raises(ValueError, match="Bernoulli"):
         DirichletProcessMixture(5, emission="bernoulli").fit(X)
     with pytest.raises(ValueError, match="emission_prior"):

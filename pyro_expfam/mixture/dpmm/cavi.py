@@ -42,6 +42,16 @@ bound stays monotone, and the redundant components that a k-means start
 leaves inside one true cluster disappear in a few iterations instead of
 hundreds.
 
+**Finite Dirichlet weights** (``prior_type="dirichlet_distribution"``, scikit-learn's
+``weight_concentration_prior_type``): :math:`\pi\sim\mathrm{Dirichlet}(\alpha 1_K)` instead of the sticks,
+:math:`q(\pi)=\mathrm{Dirichlet}(\alpha + N_k)`.  Its parameters are a 1-D ``(K,)`` tensor where the sticks
+are ``(K-1, 2)``, and the weight functions below tell the two apart by that shape; the collapsed bound of the
+merge moves is :math:`\sum_k\log\Gamma(\alpha+N_k) - \log\Gamma(K\alpha + N)`, invariant under reordering.
+
+**Joint emissions** (the tied Gaussian, whose components share one precision matrix) do not factor over
+components: the merge moves then ask the emission for the change of its joint log partition
+(:meth:`~pyro_expfam.mixture.dpmm.emissions.ConjugateEmission.merge_log_partition_gain`).
+
 **Stochastic natural-gradient VI** (Hoffman et al. 2013): on a minibatch
 ``B`` the natural gradient is ``target - current`` with
 ``target = phi0 + (N/|B|) sum_{n in B} r_n u(x_n)``; a step
@@ -60,6 +70,7 @@ from torch import Tensor
 from .emissions import ConjugateEmission
 
 __all__ = [
+    "PRIOR_TYPES",
     "SufficientStatistics",
     "CaviResult",
     "stick_posterior",
@@ -78,7 +89,8 @@ __all__ = [
 # ---------------------------------------------------------------------- #
 class SufficientStatistics:
     """
-    The statistics ``(t(x), k(x))`` of a data set, cached when they fit in
+    The statistics ``(t(x), k(x))`` of a data set (the emission's
+    :meth:`~pyro_expfam.mixture.dpmm.emissions.ConjugateEmission.training_statistics`), cached when they fit in
     ``max_bytes`` (they are constant over iterations), otherwise recomputed
     chunk by chunk.  ``X`` may live on another device than the fit (e.g. CPU
     data fitted on CUDA): chunks and minibatches are moved to ``device``.
@@ -99,7 +111,7 @@ class SufficientStatistics:
         self.chunk_rows = max(256, chunk_bytes // max(row_bytes, 1))
         self.cached: tuple[Tensor, Tensor] | None = None
         if self.n * row_bytes <= max_bytes:
-            self.cached = emission.sufficient_statistics(X.to(self.device))
+            self.cached = emission.training_statistics(X.to(self.device))
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield ``(T, k)`` over the data in order."""
@@ -108,14 +120,14 @@ class SufficientStatistics:
             if self.cached is not None:
                 yield self.cached[0][start:stop], self.cached[1][start:stop]
             else:
-                yield self.emission.sufficient_statistics(self.X[start:stop].to(self.device))
+                yield self.emission.training_statistics(self.X[start:stop].to(self.device))
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         """``(T, k)`` of the rows ``idx``."""
         if self.cached is not None:
             idx = idx.to(self.cached[0].device)
             return self.cached[0][idx], self.cached[1][idx]
-        return self.emission.sufficient_statistics(self.X[idx.to(self.X.device)].to(self.device))
+        return self.emission.training_statistics(self.X[idx.to(self.X.device)].to(self.device))
 
 
 # ---------------------------------------------------------------------- #
@@ -130,19 +142,45 @@ def _log_beta(a: Tensor, b: Tensor) -> Tensor:
     return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
 
 
-def stick_posterior(counts: Tensor, alpha: float) -> Tensor:
+PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+
+def _check_prior_type(prior_type: str) -> None:
+    if prior_type not in PRIOR_TYPES:
+        raise ValueError(f"weight_concentration_prior_type must be one of {PRIOR_TYPES}, got {prior_type!r}")
+
+
+def stick_posterior(counts: Tensor, alpha: float, prior_type: str = "dirichlet_process") -> Tensor:
     """
-    Optimal ``q(v_k) = Beta(1 + N_k, alpha + sum_{j>k} N_j)`` for ``k < K``.
+    Optimal ``q(v_k) = Beta(1 + N_k, alpha + sum_{j>k} N_j)`` for ``k < K`` (Dirichlet process), or the
+    concentration ``alpha + N_k`` of ``q(pi)`` (``prior_type="dirichlet_distribution"``).
 
     :param Tensor counts: ``N_k``, shape ``(K,)``.
-    :param float alpha: DP concentration.
-    :returns: ``(K-1, 2)`` tensor of Beta parameters.
+    :param float alpha: DP concentration (or the symmetric Dirichlet's concentration per component).
+    :param str prior_type: ``"dirichlet_process"`` or ``"dirichlet_distribution"``.
+    :returns: ``(K-1, 2)`` tensor of Beta parameters, or ``(K,)`` Dirichlet concentrations.
+
+    Example::
+
+        >>> stick_posterior(torch.tensor([3.0, 1.0, 0.0]), 0.5)
+        tensor([[4.0000, 1.5000],
+                [2.0000, 0.5000]])
+        >>> stick_posterior(torch.tensor([3.0, 1.0, 0.0]), 0.5, "dirichlet_distribution")
+        tensor([3.5000, 1.5000, 0.5000])
     """
+    _check_prior_type(prior_type)
+    if prior_type == "dirichlet_distribution":
+        return alpha + counts
     return torch.stack([1 + counts[:-1], alpha + _tail(counts)], dim=1)
 
 
 def expected_log_weights(sticks: Tensor) -> Tensor:
-    """:math:`E[\\log\\pi_k]`, shape ``(K,)``, for Beta stick parameters ``(K-1, 2)``."""
+    """
+    :math:`E[\\log\\pi_k]`, shape ``(K,)``, for Beta stick parameters ``(K-1, 2)`` or Dirichlet
+    concentrations ``(K,)``.
+    """
+    if sticks.dim() == 1:
+        return torch.digamma(sticks) - torch.digamma(sticks.sum())
     a, b = sticks[:, 0], sticks[:, 1]
     dab = torch.digamma(a + b)
     e_log_v = torch.digamma(a) - dab
@@ -153,6 +191,8 @@ def expected_log_weights(sticks: Tensor) -> Tensor:
 
 def expected_weights(sticks: Tensor) -> Tensor:
     """:math:`E[\\pi_k]`, shape ``(K,)`` (sums to one)."""
+    if sticks.dim() == 1:
+        return sticks / sticks.sum()
     mean_v = sticks[:, 0] / sticks.sum(1)
     one = sticks.new_ones(1)
     return torch.cat([mean_v, one]) * torch.cat([one, (1 - mean_v).cumprod(0)])
@@ -160,6 +200,12 @@ def expected_weights(sticks: Tensor) -> Tensor:
 
 def stick_kl(sticks: Tensor, alpha: float) -> Tensor:
     """:math:`\\sum_{k<K} KL(\\mathrm{Beta}(a_k,b_k)\\,\\|\\,\\mathrm{Beta}(1,\\alpha))`."""
+    if sticks.dim() == 1:  # KL(Dirichlet(c) || Dirichlet(alpha 1_K))
+        alpha_t = torch.full_like(sticks, float(alpha))
+        total = sticks.sum()
+        return (torch.lgamma(total) - torch.lgamma(sticks).sum() - torch.lgamma(alpha_t.sum())
+                + torch.lgamma(alpha_t).sum() + ((sticks - alpha_t) * (torch.digamma(sticks)
+                                                                     - torch.digamma(total))).sum())
     a, b = sticks[:, 0], sticks[:, 1]
     dab = torch.digamma(a + b)
     alpha_t = torch.as_tensor(alpha, dtype=sticks.dtype, device=sticks.device)
@@ -168,8 +214,10 @@ def stick_kl(sticks: Tensor, alpha: float) -> Tensor:
     return kl.sum()
 
 
-def _stick_collapsed(counts: Tensor, alpha: float) -> Tensor:
+def _stick_collapsed(counts: Tensor, alpha: float, prior_type: str = "dirichlet_process") -> Tensor:
     """Stick part of the bound after the optimal stick update (up to a constant)."""
+    if prior_type == "dirichlet_distribution":
+        return torch.lgamma(alpha + counts).sum() - torch.lgamma(alpha * counts.numel() + counts.sum())
     return _log_beta(1 + counts[:-1], alpha + _tail(counts)).sum()
 
 
@@ -272,6 +320,7 @@ def merge_and_sort(
     resps: list[Tensor],
     alpha: float,
     max_evaluations: int | None = None,
+    prior_type: str = "dirichlet_process",
 ) -> tuple[Tensor, Tensor, int]:
     """
     Exact merge moves then a stick reordering, applied to the M-step output
@@ -285,27 +334,25 @@ def merge_and_sort(
     :param list resps: responsibility chunks of the E-step that produced ``phi``.
     :param float alpha: DP concentration.
     :param int max_evaluations: cap on the O(N) entropy evaluations (default ``2K``).
+    :param str prior_type: ``"dirichlet_process"`` (sticks) or ``"dirichlet_distribution"``.
     :returns: ``(phi, counts, n_merges)``.
     """
     K = phi.shape[0]
     if max_evaluations is None:
         max_evaluations = 2 * K
     phi, counts = phi.clone(), counts.clone()
-    z0 = em.log_partition(phi0)
-    zk = em.log_partition(phi) - z0
     occupied = counts > 1e-3
     iu = torch.triu_indices(K, K, offset=1, device=phi.device)
     keep = occupied[iu[0]] & occupied[iu[1]]
     ii, jj = iu[0][keep], iu[1][keep]
     n_merges = 0
     if ii.numel():
-        z_pair = em.log_partition(phi[ii] + phi[jj] - phi0) - z0
-        gain_z = z_pair - zk[ii] - zk[jj]
+        gain_z = em.merge_log_partition_gain(phi, phi0, ii, jj)
         order = torch.argsort(gain_z, descending=True)
         gain_z, ii, jj = gain_z[order].tolist(), ii[order].tolist(), jj[order].tolist()
         used: set[int] = set()
         evaluations = 0
-        stick_now = float(_stick_collapsed(counts, alpha))
+        stick_now = float(_stick_collapsed(counts, alpha, prior_type))
         for g, i, j in zip(gain_z, ii, jj, strict=True):
             if evaluations >= max_evaluations:
                 break
@@ -314,7 +361,7 @@ def merge_and_sort(
             new_counts = counts.clone()
             new_counts[i] += new_counts[j]
             new_counts[j] = 0
-            stick_new = float(_stick_collapsed(new_counts, alpha))
+            stick_new = float(_stick_collapsed(new_counts, alpha, prior_type))
             pre = g + stick_new - stick_now
             if pre <= 0:
                 continue
@@ -329,7 +376,8 @@ def merge_and_sort(
                 n_merges += 1
     # reorder the sticks by decreasing size if that raises the bound (Z and H do not depend on the order)
     perm = torch.argsort(counts, descending=True, stable=True)
-    if float(_stick_collapsed(counts[perm], alpha)) > float(_stick_collapsed(counts, alpha)):
+    if prior_type == "dirichlet_process" and float(_stick_collapsed(counts[perm], alpha)) > float(
+            _stick_collapsed(counts, alpha)):
         phi, counts = phi[perm], counts[perm]
     return phi, counts, n_merges
 
@@ -349,6 +397,7 @@ def snvi_epoch(
     offset: float,
     decay: float,
     generator: torch.Generator | None = None,
+    prior_type: str = "dirichlet_process",
 ) -> tuple[Tensor, Tensor, int]:
     """
     One epoch of stochastic natural-gradient VI over random minibatches.
@@ -358,6 +407,7 @@ def snvi_epoch(
     :param float offset: :math:`\\tau` in :math:`\\rho_t = (t+\\tau)^{-\\kappa}` (``>= 1`` keeps ``rho <= 1``).
     :param float decay: :math:`\\kappa\\in(0.5, 1]`.
     :param torch.Generator generator: CPU generator for the minibatch order.
+    :param str prior_type: ``"dirichlet_process"`` (sticks) or ``"dirichlet_distribution"``.
     :returns: ``(phi, sticks, step)`` after the epoch.
     """
     n = data.n
@@ -369,7 +419,7 @@ def snvi_epoch(
         scale = n / idx.numel()
         counts = scale * R.sum(0)
         target = em.update(phi0, scale * (R.T @ T), counts)
-        target_sticks = stick_posterior(counts, alpha)
+        target_sticks = stick_posterior(counts, alpha, prior_type)
         rho = (step + offset) ** (-decay)
         phi = torch.lerp(phi, target, rho)
         sticks = torch.lerp(sticks, target_sticks, rho)

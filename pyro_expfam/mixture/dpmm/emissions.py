@@ -126,6 +126,13 @@ class ConjugateEmission(ABC):
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
         """``(T, k)``: statistics ``t(x)`` of shape ``(N, S)`` and log carrier measure ``(N,)``."""
 
+    def training_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        """
+        The statistics the fit accumulates (default: :meth:`sufficient_statistics`); the Gaussian emissions add
+        ``reg_covar`` to the quadratic statistics here, as scikit-learn adds it to the empirical covariances.
+        """
+        return self.sufficient_statistics(X)
+
     @abstractmethod
     def constant_stats(self, dtype: torch.dtype, device: torch.device) -> Tensor:
         """The constant part ``c`` of ``u(x)``, shape ``(P - S,)``."""
@@ -185,6 +192,23 @@ class ConjugateEmission(ABC):
         closed-form ``mean_parameters`` mapped by :meth:`stats_from_core_mean`.
         """
         return self.stats_from_core_mean(self.core_distribution(phi).mean_parameters())
+
+    def merge_log_partition_gain(self, phi: Tensor, phi0: Tensor, ii: Tensor, jj: Tensor) -> Tensor:
+        r"""
+        Change of :math:`\sum_k Z(\phi_k)` when, for each pair ``(ii[m], jj[m])``, component ``i`` becomes
+        :math:`\phi_i + \phi_j - \phi_0` and component ``j`` returns to the prior (the merge moves of
+        :func:`~pyro_expfam.mixture.dpmm.cavi.merge_and_sort`).  Emissions whose components share parameters
+        (the tied Gaussian) override it with the change of their joint log partition.
+
+        :param Tensor phi: natural parameters ``(K, P)``.
+        :param Tensor phi0: prior ``(P,)``.
+        :param Tensor ii: first components of the pairs ``(M,)``.
+        :param Tensor jj: second components ``(M,)``.
+        :rtype: Tensor of shape ``(M,)``.
+        """
+        z0 = self.log_partition(phi0)
+        zk = self.log_partition(phi) - z0
+        return self.log_partition(phi[ii] + phi[jj] - phi0) - z0 - zk[ii] - zk[jj]
 
     def kl(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
         r"""
@@ -286,6 +310,12 @@ class ConjugateEmission(ABC):
         return phi0 + torch.cat([stats, counts.unsqueeze(1) * c], dim=1)
 
 
+def _non_negative(X: Tensor, family: str, need: str) -> None:
+    if bool((X < 0).any()):  # scikit-learn's wording for estimators tagged positive_only
+        raise ValueError(f"Negative values in data passed to the {family} emission: "
+                         f"{family} emissions need X of {need}")
+
+
 def _positive(value, name: str) -> None:
     if value is not None and (isinstance(value, bool) or not float(value) > 0):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -312,6 +342,7 @@ class BernoulliEmission(ConjugateEmission):
         self.a, self.b = a, b
 
     def check_data(self, X: Tensor) -> None:
+        _non_negative(X, "Bernoulli", "entries in {0, 1}")
         if not bool(((X == 0) | (X == 1)).all()):
             raise ValueError("Bernoulli emissions need X with entries in {0, 1}")
 
@@ -409,7 +440,8 @@ class CategoricalEmission(ConjugateEmission):
         self.concentration, self.n_categories = concentration, n_categories
 
     def check_data(self, X: Tensor) -> None:
-        if not bool((X == X.round()).all()) or bool((X < 0).any()):
+        _non_negative(X, "Categorical", "non-negative integer codes")
+        if not bool((X == X.round()).all()):
             raise ValueError("Categorical emissions need X of non-negative integer codes")
         if self.n_categories is not None and bool((X >= self.n_categories).any()):
             raise ValueError(f"X has codes >= n_categories={self.n_categories}")
@@ -508,7 +540,8 @@ class PoissonEmission(ConjugateEmission):
         self.shape, self.rate = shape, rate
 
     def check_data(self, X: Tensor) -> None:
-        if not bool((X == X.round()).all()) or bool((X < 0).any()):
+        _non_negative(X, "Poisson", "non-negative integer counts")
+        if not bool((X == X.round()).all()):
             raise ValueError("Poisson emissions need X of non-negative integer counts")
 
     def _setup(self, X: Tensor) -> Tensor:

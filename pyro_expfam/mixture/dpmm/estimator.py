@@ -9,6 +9,8 @@ VI or Pyro ``SVI`` (see :mod:`~pyro_expfam.mixture.dpmm.cavi` and :mod:`~pyro_ex
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
 
 import numpy as np
 import pyro
@@ -16,8 +18,10 @@ import torch
 from pyro.infer import SVI, TraceEnum_ELBO
 from torch import Tensor
 
-from ..base import BaseMixture
+from ..base import BaseMixture, FittedTensor
+from ..init import initial_responsibilities
 from .cavi import (
+    PRIOR_TYPES,
     SufficientStatistics,
     cavi_pass,
     elbo,
@@ -28,14 +32,23 @@ from .cavi import (
     stick_posterior,
 )
 from .emissions import BernoulliEmission, CategoricalEmission, ConjugateEmission, PoissonEmission
-from .gaussian import DiagGaussianEmission, FullGaussianEmission, SphericalGaussianEmission, UnitGaussianEmission
+from .gaussian import (
+    DiagGaussianEmission,
+    FullGaussianEmission,
+    SphericalGaussianEmission,
+    TiedGaussianEmission,
+    UnitGaussianEmission,
+    _GaussianEmission,
+)
 from .model import DPMixtureModel
 
 __all__ = ["DirichletProcessMixture", "make_emission"]
 
-_GAUSSIAN = {"full": FullGaussianEmission, "diag": DiagGaussianEmission,
+_GAUSSIAN = {"full": FullGaussianEmission, "tied": TiedGaussianEmission, "diag": DiagGaussianEmission,
              "spherical": SphericalGaussianEmission, "unit": UnitGaussianEmission}
 _MIN_SVI_STEPS = 20
+#: svi's learning rate decays to 1% over this many epochs (independent of max_iter, so that a resume continues it)
+_SVI_DECAY_EPOCHS = 200
 _WINDOW = 3
 #: merge moves start after this many CAVI iterations: from a random start the components first need to
 #: differentiate, otherwise greedy merging of still-identical components can lose clusters for good
@@ -48,8 +61,15 @@ def make_emission(emission: str = "gaussian", covariance_type: str = "full", **p
     Build a conjugate emission by name.
 
     :param str emission: ``"gaussian"``, ``"bernoulli"``, ``"categorical"`` or ``"poisson"``.
-    :param str covariance_type: for Gaussians: ``"full"``, ``"diag"``, ``"spherical"`` or ``"unit"``.
+    :param str covariance_type: for Gaussians: ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"`` or ``"unit"``.
     :param prior: prior hyper-parameters of the emission class (``None`` values are dropped).
+
+    Example::
+
+        >>> make_emission("gaussian", "tied", mean_precision_prior=0.5)  # doctest: +ELLIPSIS
+        <pyro_expfam.mixture.dpmm.gaussian.TiedGaussianEmission object at ...>
+        >>> make_emission("poisson", shape=2.0).shape
+        2.0
     """
     prior = {k: v for k, v in prior.items() if v is not None}
     if emission == "gaussian":
@@ -66,23 +86,47 @@ def make_emission(emission: str = "gaussian", covariance_type: str = "full", **p
         raise ValueError(f"invalid prior hyper-parameters for {cls.__name__}: {e}") from e
 
 
+_NOT_FOR_SVI = "method='svi' (the Pyro model/guide) supports"
+
+
+def _positive_number(value, name: str) -> float | None:
+    """``None`` or a finite positive real number, else a ``ValueError`` naming the argument."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    v = float(value)
+    if not (0 < v < math.inf):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
 class DirichletProcessMixture(BaseMixture):
     """
     Truncated stick-breaking Dirichlet-process mixture with conjugate emissions
     (variational Bayes), with the interface of
     :class:`sklearn.mixture.BayesianGaussianMixture`.
 
-    :param int n_components: truncation level ``K`` (an upper bound on the
-        number of clusters; unused components get negligible weight).
+    :param int n_components: truncation level ``K >= 1`` (an upper bound on the
+        number of clusters; unused components get negligible weight).  Default 20, where scikit-learn's is 1:
+        a truncation of 1 is a single Gaussian, not a Dirichlet process.
     :param str emission: ``"gaussian"`` (default), ``"bernoulli"``, ``"categorical"`` or ``"poisson"``.
     :param str covariance_type: Gaussian covariance: ``"full"`` (Normal-Wishart prior, default),
+        ``"tied"`` (one precision matrix shared by all components, Normal-Wishart prior),
         ``"diag"``, ``"spherical"`` (Normal-Gamma priors) or ``"unit"`` (identity, Normal prior on the mean).
-    :param float weight_concentration_prior: DP concentration ``alpha`` (default ``1/n_components``,
-        as scikit-learn).
+    :param str weight_concentration_prior_type: ``"dirichlet_process"`` (stick breaking, default) or
+        ``"dirichlet_distribution"`` (finite symmetric Dirichlet weights), as scikit-learn.
+    :param float weight_concentration_prior: DP concentration ``alpha`` (the Dirichlet's concentration per
+        component for ``"dirichlet_distribution"``); default ``1/n_components``, as scikit-learn.
     :param mean_prior: Gaussian mean prior (default: data mean).
     :param float mean_precision_prior: Gaussian :math:`\\kappa_0` (default 1).
-    :param float degrees_of_freedom_prior: Gaussian :math:`\\nu_0` (default ``n_features``).
-    :param covariance_prior: Gaussian covariance prior (default: from the data, as scikit-learn).
+    :param float degrees_of_freedom_prior: Gaussian :math:`\\nu_0` (default ``n_features``); must be
+        ``> n_features - 1`` for every Gaussian covariance type, as in scikit-learn (validated also for
+        ``"unit"``, where it is unused).
+    :param covariance_prior: Gaussian covariance prior (default: from the data, as scikit-learn); a
+        ``(D, D)`` matrix (full, tied), ``(D,)`` vector (diag) or number (spherical); not allowed for ``"unit"``.
+    :param float reg_covar: non-negative regularisation added to the diagonal of the empirical covariances
+        in the fit (default ``1e-6``, as scikit-learn); ignored by ``"unit"`` and the non-Gaussian emissions.
     :param dict emission_prior: hyper-parameters of a non-Gaussian emission, e.g.
         ``{"a": 1, "b": 1}`` (Bernoulli), ``{"concentration": 1, "n_categories": 5}``
         (categorical), ``{"shape": 1, "rate": 0.5}`` (Poisson).
@@ -90,10 +134,13 @@ class DirichletProcessMixture(BaseMixture):
         (stochastic natural-gradient VI on minibatches; one iteration is one
         epoch) or ``"svi"`` (Pyro ``SVI`` with ``TraceEnum_ELBO`` and
         :meth:`DPMixtureModel.guide`; one iteration is one epoch, at least 20
-        steps; ``ClippedAdam`` whose learning rate decays to 1% over ``max_iter``).
+        steps; ``ClippedAdam`` whose learning rate decays geometrically to 1% over 200 epochs, a schedule that
+        does not depend on ``max_iter`` so that a resumed fit continues it).
         Every method records the exact ELBO (:meth:`elbo`) after each iteration.
         ``snvi`` converges when 3 successive changes are below ``tol``; ``svi``
         runs ``max_iter`` iterations and reports ``converged_`` from its last 3 changes.
+        ``svi`` supports component-wise emissions with stick-breaking weights (not ``"tied"`` or
+        ``"dirichlet_distribution"``) and ``n_components >= 2``.
     :param bool merge: exact merge moves during CAVI (default true): two
         components are merged whenever that raises the ELBO, which empties
         unneeded components of a large truncation quickly; heavily overlapping
@@ -103,26 +150,55 @@ class DirichletProcessMixture(BaseMixture):
     :param float learning_rate_offset: :math:`\\tau` of the snvi step size :math:`(t+\\tau)^{-\\kappa}`.
     :param float learning_rate_decay: :math:`\\kappa` of the snvi step size.
     :param float svi_learning_rate: initial Adam learning rate for ``svi``.
-    :param float tol: convergence threshold on the change of the ELBO per data point.
+    :param float tol: convergence threshold on the change of the ELBO *per data point* (default ``1e-4``;
+        scikit-learn's ``1e-3`` applies to its bound summed over the data, a different scale).
+    :param int max_iter: maximum number of iterations (epochs for ``snvi``/``svi``); default 200, where
+        scikit-learn's is 100: the stochastic methods need more passes.
 
-    The other parameters (``max_iter``, ``n_init``, ``init_params``,
-    ``random_state``, ``warm_start``, ``verbose``, ``device``, ``dtype``) are
-    those of :class:`~pyro_expfam.mixture.base.BaseMixture`.
+    The other parameters (``n_init``, ``init_params`` — ``"kmeans"``, ``"k-means++"``, ``"random"``,
+    ``"random_from_data"`` —, ``random_state``, ``warm_start``, ``verbose``, ``device``, ``dtype``) are
+    those of :class:`~pyro_expfam.mixture.base.BaseMixture`, including its contract: numpy in, numpy out;
+    a fit interrupted by any exception (``KeyboardInterrupt`` included) leaves the previous fit intact;
+    ``warm_start=True`` (in memory or after :meth:`save`/:meth:`load`) continues a fit bit-identically
+    (CAVI's iteration counter that switches on the merge moves, the snvi step counter, the svi guide
+    parameters and Adam state, and the random generator are all saved).
+
+    Gaussian data are centred internally (the data mean is subtracted in fit and in every method that takes
+    data, the means are reported in the original coordinates), so float32 data far from the origin keep their
+    precision; data whose spread float32 cannot represent at all are refused with a message suggesting float64.
 
     Fitted attributes: ``weights_`` (:math:`E[\\pi]`), ``weight_concentration_``
-    (Beta parameters of the sticks, ``(K-1, 2)``), ``natural_params_``
-    (:math:`\\phi`, ``(K, P)``), ``prior_natural_params_``, ``emission_``, the
-    emission's summaries (``means_``, ``covariances_``, ``precisions_``,
+    (Beta parameters of the sticks, ``(K-1, 2)``, or the Dirichlet's ``(K,)``), ``natural_params_``
+    (:math:`\\phi`, ``(K, P)``, for Gaussians in the centred coordinates), ``prior_natural_params_``,
+    ``emission_``, the emission's summaries (``means_``, ``covariances_``, ``precisions_``,
     ``precisions_cholesky_``, ``degrees_of_freedom_``, ``mean_precision_``;
     ``probs_``; ``rates_``), ``lower_bound_`` (ELBO per point), ``lower_bounds_``,
     ``n_iter_``, ``converged_``, ``n_features_in_``.
 
     Example::
 
-        >>> X, y = make_blobs(10_000, 2, 5, random_state=0)
-        >>> dpmm = DirichletProcessMixture(n_components=20, random_state=0).fit(X)
-        >>> labels = dpmm.predict(X)
+        >>> from pyro_expfam.datasets.blobs import make_blobs
+        >>> X, y = make_blobs(2_000, 2, 4, random_state=0)
+        >>> dpmm = DirichletProcessMixture(n_components=10, random_state=0).fit(X)
+        >>> int((dpmm.weights_ > 0.01).sum())
+        4
+        >>> Xn = X.numpy()
+        >>> labels = DirichletProcessMixture(10, covariance_type="tied", random_state=0).fit_predict(Xn)
+        >>> type(labels).__name__, labels.dtype, len(set(labels.tolist()))
+        ('ndarray', dtype('int64'), 4)
     """
+
+    weight_concentration_ = FittedTensor("stick Beta parameters ``(K-1, 2)`` or Dirichlet concentrations ``(K,)``")
+    natural_params_ = FittedTensor("variational natural parameters ``(K, P)``")
+    prior_natural_params_ = FittedTensor("prior natural parameters ``(P,)``")
+    means_ = FittedTensor("component means (Gaussian)")
+    covariances_ = FittedTensor("expected covariances (Gaussian, not unit)")
+    precisions_ = FittedTensor("expected precisions (Gaussian, not unit)")
+    precisions_cholesky_ = FittedTensor("Cholesky factors of the precisions (full, tied)")
+    mean_precision_ = FittedTensor("kappa of each component (Gaussian)")
+    degrees_of_freedom_ = FittedTensor("degrees of freedom (Gaussian, not unit)")
+    probs_ = FittedTensor("expected probabilities (Bernoulli, categorical)")
+    rates_ = FittedTensor("expected rates (Poisson)")
 
     def __init__(
         self,
@@ -130,11 +206,13 @@ class DirichletProcessMixture(BaseMixture):
         *,
         emission: str = "gaussian",
         covariance_type: str = "full",
+        weight_concentration_prior_type: str = "dirichlet_process",
         weight_concentration_prior: float | None = None,
         mean_prior=None,
         mean_precision_prior: float | None = None,
         degrees_of_freedom_prior: float | None = None,
         covariance_prior=None,
+        reg_covar: float = 1e-6,
         emission_prior: dict | None = None,
         method: str = "cavi",
         merge: bool = True,
@@ -146,7 +224,7 @@ class DirichletProcessMixture(BaseMixture):
         max_iter: int = 200,
         n_init: int = 1,
         init_params: str = "kmeans",
-        random_state: int | torch.Generator | None = None,
+        random_state: int | np.random.RandomState | torch.Generator | None = None,
         warm_start: bool = False,
         verbose: bool | int = False,
         device: torch.device | str | None = None,
@@ -157,11 +235,13 @@ class DirichletProcessMixture(BaseMixture):
                          dtype=dtype)
         self.emission = emission
         self.covariance_type = covariance_type
+        self.weight_concentration_prior_type = weight_concentration_prior_type
         self.weight_concentration_prior = weight_concentration_prior
         self.mean_prior = mean_prior
         self.mean_precision_prior = mean_precision_prior
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
+        self.reg_covar = reg_covar
         self.emission_prior = emission_prior
         self.method = method
         self.merge = merge
@@ -173,66 +253,103 @@ class DirichletProcessMixture(BaseMixture):
     # ------------------------------------------------------------------ #
     # set-up
     # ------------------------------------------------------------------ #
+    def _gaussian(self) -> bool:
+        return self.emission == "gaussian"
+
     def _make_emission(self) -> ConjugateEmission:
+        reg = self.reg_covar
+        if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not 0 <= float(reg) < math.inf:
+            raise ValueError(f"reg_covar must be a non-negative finite number, got {reg!r}")
         if self.emission == "gaussian":
             if self.emission_prior:
                 raise ValueError("emission_prior is for non-Gaussian emissions; use mean_prior, covariance_prior, ...")
+            kappa0 = _positive_number(self.mean_precision_prior, "mean_precision_prior")
+            _positive_number(self.degrees_of_freedom_prior, "degrees_of_freedom_prior")
+            if self.covariance_type == "unit":
+                if self.covariance_prior is not None:
+                    raise ValueError("covariance_prior does not apply to covariance_type='unit' (identity covariance)")
+                return make_emission("gaussian", "unit", mean_prior=self.mean_prior, mean_precision_prior=kappa0,
+                                     center=True)
             return make_emission("gaussian", self.covariance_type, mean_prior=self.mean_prior,
-                                 mean_precision_prior=self.mean_precision_prior,
-                                 degrees_of_freedom_prior=None if self.covariance_type == "unit"
-                                 else self.degrees_of_freedom_prior,
-                                 covariance_prior=None if self.covariance_type == "unit" else self.covariance_prior)
+                                 mean_precision_prior=kappa0, degrees_of_freedom_prior=self.degrees_of_freedom_prior,
+                                 covariance_prior=self.covariance_prior, reg_covar=float(reg), center=True)
         gaussian_args = (self.mean_prior, self.mean_precision_prior, self.degrees_of_freedom_prior,
                          self.covariance_prior)
         if any(a is not None for a in gaussian_args):
             raise ValueError(f"Gaussian prior arguments do not apply to emission={self.emission!r}; "
                              "use emission_prior")
         if self.emission_prior is not None and not isinstance(self.emission_prior, dict):
-            raise TypeError(f"emission_prior must be a dict, got {type(self.emission_prior).__name__}")
+            raise ValueError(f"emission_prior must be a dict, got {type(self.emission_prior).__name__}")
         return make_emission(self.emission, **(self.emission_prior or {}))
 
     def _alpha(self) -> float:
         a = self.weight_concentration_prior
         if a is None:
-            return 1.0 / self.n_components
-        if isinstance(a, bool) or not float(a) > 0:
-            raise ValueError(f"weight_concentration_prior must be a positive number, got {a!r}")
-        return float(a)
+            return 1.0 / int(self.n_components)
+        return _positive_number(a, "weight_concentration_prior")
 
-    def _check_parameters(self, X: Tensor) -> None:
-        if self.n_components < 2:
-            raise ValueError(f"n_components (the truncation level) must be >= 2, got {self.n_components}")
+    def _check_hyper_parameters(self) -> None:
+        """The checks that do not need data."""
         if self.method not in ("cavi", "snvi", "svi"):
             raise ValueError(f"method must be 'cavi', 'snvi' or 'svi', got {self.method!r}")
+        if self.weight_concentration_prior_type not in PRIOR_TYPES:
+            raise ValueError(f"weight_concentration_prior_type must be one of {PRIOR_TYPES}, "
+                             f"got {self.weight_concentration_prior_type!r}")
+        self._alpha()
         bs = self.batch_size
-        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, numbers.Integral) or bs < 1):
             raise ValueError(f"batch_size must be a positive int, got {bs!r}")
         if bs is not None and self.method == "cavi":
             raise ValueError("batch_size is used by method='snvi' or 'svi' only; CAVI passes over all the data")
-        if not float(self.learning_rate_offset) >= 1.0:
+        offset = _positive_number(self.learning_rate_offset, "learning_rate_offset")
+        if offset < 1.0:
             raise ValueError(f"learning_rate_offset must be >= 1 (so that the step size is <= 1), "
                              f"got {self.learning_rate_offset!r}")
-        if not 0.5 < float(self.learning_rate_decay) <= 1.0:
+        decay = _positive_number(self.learning_rate_decay, "learning_rate_decay")
+        if not 0.5 < decay <= 1.0:
             raise ValueError(f"learning_rate_decay must be in (0.5, 1], got {self.learning_rate_decay!r}")
-        if not float(self.svi_learning_rate) > 0:
-            raise ValueError(f"svi_learning_rate must be positive, got {self.svi_learning_rate!r}")
+        _positive_number(self.svi_learning_rate, "svi_learning_rate")
+        if not isinstance(self.merge, bool | np.bool_):
+            raise ValueError(f"merge must be a bool, got {self.merge!r}")
+        if self.method == "svi":
+            if self._gaussian() and self.covariance_type == "tied":
+                raise ValueError(f"{_NOT_FOR_SVI} component-wise emissions only; use method='cavi' or 'snvi' "
+                                 "with covariance_type='tied'")
+            if self.weight_concentration_prior_type != "dirichlet_process":
+                raise ValueError(f"{_NOT_FOR_SVI} weight_concentration_prior_type='dirichlet_process' only; use "
+                                 "method='cavi' or 'snvi'")
+            if int(self.n_components) < 2:
+                raise ValueError(f"{_NOT_FOR_SVI} n_components >= 2 only, got {self.n_components}")
+
+    def _check_parameters(self, X: Tensor) -> None:
+        self._check_hyper_parameters()
         self.alpha_ = self._alpha()
         warm = bool(self.warm_start) and self._is_fitted()
         if warm:
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with {self.n_features_in_}")
+            if X.shape[1] != self.emission_.n_features:
+                raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with "
+                                 f"{self.emission_.n_features}")
             self.emission_.check_data(X)
             self._phi = self._phi.to(X.device, X.dtype)
             self._sticks = self._sticks.to(X.device, X.dtype)
             self._phi0 = self._phi0.to(X.device, X.dtype)
             self.emission_.prior_natural = self._phi0
         else:
-            self.emission_ = self._make_emission()
-            self._phi0 = self.emission_.setup(X)
+            emission = self._make_emission()
+            if self._gaussian():
+                D = X.shape[1]
+                dof = self.degrees_of_freedom_prior
+                if dof is not None and not float(dof) > D - 1:
+                    raise ValueError(f"degrees_of_freedom_prior must be > n_features - 1 = {D - 1}, got {dof!r}")
+            self._phi0 = emission.setup(X)
+            self.emission_ = emission
         self._data = SufficientStatistics(self.emission_, X)
         self._data_key = (X.data_ptr(), tuple(X.shape))
-        self._snvi_step = 0
-        self._drop_svi()
+
+    def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
+        # k-means on the centred data (the statistics are centred too), so float32 data far from the origin work
+        Xc = self.emission_._centred(X) if isinstance(self.emission_, _GaussianEmission) else X
+        self._initialize(X, initial_responsibilities(Xc, int(self.n_components), self.init_params, generator))
 
     def _stats_for(self, X: Tensor) -> SufficientStatistics:
         if getattr(self, "_data_key", None) != (X.data_ptr(), tuple(X.shape)):
@@ -242,7 +359,7 @@ class DirichletProcessMixture(BaseMixture):
 
     def _initialize(self, X: Tensor, resp: Tensor) -> None:
         data = self._stats_for(X)
-        K = self.n_components
+        K = int(self.n_components)
         stats = X.new_zeros(K, self.emission_.n_stats)
         start = 0
         for T, _ in data.chunks():
@@ -250,9 +367,10 @@ class DirichletProcessMixture(BaseMixture):
             start += T.shape[0]
         counts = resp.sum(0)
         self._phi = self.emission_.update(self._phi0, stats, counts)
-        self._sticks = stick_posterior(counts, self.alpha_)
+        self._sticks = stick_posterior(counts, self.alpha_, self.weight_concentration_prior_type)
         self._snvi_step = 0
         self._cavi_iter = 0
+        self._svi_state = None
         self._drop_svi()
 
     # ------------------------------------------------------------------ #
@@ -260,35 +378,65 @@ class DirichletProcessMixture(BaseMixture):
     # ------------------------------------------------------------------ #
     def _step(self, X: Tensor) -> float:
         data = self._stats_for(X)
-        em, alpha = self.emission_, self.alpha_
+        em, alpha, prior_type = self.emission_, self.alpha_, self.weight_concentration_prior_type
         n = X.shape[0]
         if self.method == "cavi":
             res = cavi_pass(em, data, self._phi0, self._phi, self._sticks, alpha, keep_resp=self.merge)
             phi, counts = em.update(self._phi0, res.stats, res.counts), res.counts
-            self._cavi_iter = getattr(self, "_cavi_iter", 0) + 1
+            self._cavi_iter = self._cavi_iter + 1
             if self.merge and self._cavi_iter > _MERGE_AFTER:
-                phi, counts, _ = merge_and_sort(em, self._phi0, phi, counts, res.resp, alpha)
-            self._phi, self._sticks = phi, stick_posterior(counts, alpha)
+                phi, counts, _ = merge_and_sort(em, self._phi0, phi, counts, res.resp, alpha, prior_type=prior_type)
+            self._phi, self._sticks = phi, stick_posterior(counts, alpha, prior_type)
             return float(res.bound) / n
         if self.method == "snvi":
             self._phi, self._sticks, self._snvi_step = snvi_epoch(
-                em, data, self._phi0, self._phi, self._sticks, alpha, self.batch_size or min(n, 1024),
+                em, data, self._phi0, self._phi, self._sticks, alpha, int(self.batch_size or min(n, 1024)),
                 self._snvi_step, float(self.learning_rate_offset), float(self.learning_rate_decay),
-                self._fit_generator)
+                self._fit_generator, prior_type=prior_type)
             return float(elbo(em, data, self._phi0, self._phi, self._sticks, alpha)) / n
         return self._svi_epoch(X, data)
 
+    # ----- svi: the Pyro objects live only during a fit; their state is kept in self._svi_state ----- #
+    def _svi_prefix(self) -> str:
+        return f"_dpmm{id(self)}"
+
+    def _svi_steps(self, n: int) -> tuple[int, int]:
+        bs = min(int(self.batch_size or n), n)
+        return bs, max(math.ceil(n / bs), _MIN_SVI_STEPS)
+
+    def _build_svi(self, n: int) -> None:
+        model = DPMixtureModel(self.emission_, int(self.n_components), self.alpha_, name=self._svi_prefix())
+        model.set_variational_params(self._phi, self._sticks)
+        # the learning rate decays geometrically to 1% of its initial value over _SVI_DECAY_EPOCHS epochs
+        lrd = 0.01 ** (1.0 / (_SVI_DECAY_EPOCHS * self._svi_steps(n)[1]))
+        optim = pyro.optim.ClippedAdam({"lr": float(self.svi_learning_rate), "lrd": lrd})
+        state = self._svi_state
+        if state is not None:  # resume: the guide's unconstrained parameters and Adam's state, exactly
+            prefix = model.name
+            store = pyro.get_param_store()
+            store.set_state({
+                "params": {prefix + k: v.detach().clone().requires_grad_() for k, v in state["params"].items()},
+                "constraints": {prefix + k: model.param_constraints()[prefix + k] for k in state["params"]},
+            })
+            optim.set_state({prefix + k: v for k, v in state["optim"].items()})
+        self._svi = (model, SVI(model.model, model.guide, optim, TraceEnum_ELBO(max_plate_nesting=1)))
+
+    def _save_svi_state(self) -> None:
+        model, svi = self._svi
+        prefix = model.name
+        store = pyro.get_param_store()
+        unconstrained = store.get_state()["params"]
+        params = {name[len(prefix):]: unconstrained[name].detach().clone() for name in model._param_names()
+                  if name in unconstrained}
+        optim = {name[len(prefix):]: _clone_nested(state) for name, state in svi.optim.get_state().items()
+                 if name.startswith(prefix)}
+        self._svi_state = {"params": params, "optim": optim}
+
     def _svi_epoch(self, X: Tensor, data: SufficientStatistics) -> float:
         n = X.shape[0]
-        bs = min(self.batch_size or n, n)
-        steps = max(math.ceil(n / bs), _MIN_SVI_STEPS)
+        bs, steps = self._svi_steps(n)
         if self._svi is None:
-            model = DPMixtureModel(self.emission_, self.n_components, self.alpha_)
-            model.set_variational_params(self._phi, self._sticks)
-            # the learning rate decays geometrically to 1% of its initial value over max_iter iterations
-            lrd = 0.01 ** (1.0 / max(1, self.max_iter * steps))
-            optim = pyro.optim.ClippedAdam({"lr": float(self.svi_learning_rate), "lrd": lrd})
-            self._svi = (model, SVI(model.model, model.guide, optim, TraceEnum_ELBO(max_plate_nesting=1)))
+            self._build_svi(n)
         model, svi = self._svi
         seed = int(torch.randint(0, 2**62, (), generator=self._fit_generator))
         with torch.random.fork_rng(devices=[X.device] if X.device.type == "cuda" else []):
@@ -296,7 +444,16 @@ class DirichletProcessMixture(BaseMixture):
             for _ in range(steps):
                 svi.step(X, batch_size=bs if bs < n else None)
         self._phi, self._sticks = model.variational_params()
+        self._save_svi_state()
         return float(elbo(self.emission_, data, self._phi0, self._phi, self._sticks, self.alpha_)) / n
+
+    def _drop_svi(self) -> None:
+        """Remove the live Pyro objects and this estimator's entries in Pyro's param store."""
+        self.__dict__["_svi"] = None
+        prefix = self._svi_prefix()
+        store = pyro.get_param_store()
+        for name in [k for k in store.keys() if k.startswith(prefix + "_")]:
+            del store[name]
 
     # ------------------------------------------------------------------ #
     # BaseMixture hooks
@@ -305,7 +462,7 @@ class DirichletProcessMixture(BaseMixture):
         if self.method == "cavi":
             return super()._has_converged(history)
         # stochastic methods: the last _WINDOW changes are all below tol; svi runs its whole
-        # learning-rate schedule (max_iter iterations) and only then checks
+        # max_iter iterations and only then checks
         if self.method == "svi" and len(history) < self.max_iter:
             return False
         if len(history) <= _WINDOW:
@@ -335,25 +492,41 @@ class DirichletProcessMixture(BaseMixture):
                  "phi0": self._phi0.detach().clone(), "alpha": self._phi.new_tensor(self.alpha_)}
         for key, value in self.emission_.dims().items():
             state[f"dim_{key}"] = torch.tensor(value)
+        offset = getattr(self.emission_, "offset", None)
+        if offset is not None:
+            state["offset"] = offset.detach().clone()
         return state
 
     def _set_state(self, state: dict[str, Tensor]) -> None:
         if not hasattr(self, "emission_"):
-            self.emission_ = self._make_emission()
+            emission = self._make_emission()
             dims = {k[4:]: int(v) for k, v in state.items() if k.startswith("dim_")}
-            self.emission_.set_dims(dims, state["phi0"])
+            emission.set_dims(dims, state["phi0"])
+            if "offset" in state:
+                emission.offset = state["offset"]
+            self.emission_ = emission
         self._phi, self._sticks, self._phi0 = state["phi"], state["sticks"], state["phi0"]
         self.emission_.prior_natural = self._phi0
         self.alpha_ = float(state["alpha"])
         self._refresh_attributes()
-        self._drop_svi()
         self.__dict__.pop("_data", None)
         self.__dict__.pop("_data_key", None)
 
-    def _drop_svi(self) -> None:
-        if getattr(self, "_svi", None) is not None:
-            self._svi[0].clear_params()
-        self._svi = None
+    def _get_resume_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"cavi_iter": int(self.__dict__.get("_cavi_iter", 0)),
+                                 "snvi_step": int(self.__dict__.get("_snvi_step", 0))}
+        if self.__dict__.get("_svi_state") is not None:
+            state["svi"] = _clone_nested(self._svi_state)
+        return state
+
+    def _set_resume_state(self, state: dict[str, Any]) -> None:
+        self._cavi_iter = int(state.get("cavi_iter", 0))
+        self._snvi_step = int(state.get("snvi_step", 0))
+        self._svi_state = _clone_nested(state["svi"]) if state.get("svi") is not None else None
+        self._drop_svi()  # rebuilt from _svi_state by the next svi epoch
+
+    def _abort_fit(self) -> None:
+        self._drop_svi()
 
     def _refresh_attributes(self) -> None:
         self.weights_ = expected_weights(self._sticks)
@@ -370,6 +543,18 @@ class DirichletProcessMixture(BaseMixture):
             torch.manual_seed(seed)
             return self.emission_.observation_dist(theta, labels).sample()
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.emission in ("bernoulli", "categorical", "poisson"):
+            # the discrete emissions take non-negative integer data (codes, counts, 0/1): scikit-learn's checks
+            # then feed rounded non-negative integers
+            tags.input_tags.positive_only = True
+            tags.input_tags.categorical = True
+        return tags
+
+    def _expected_failed_checks(self) -> dict[str, str]:
+        return _expected_failed_checks(self)
+
     # ------------------------------------------------------------------ #
     def elbo(self, X) -> float:
         """
@@ -377,6 +562,14 @@ class DirichletProcessMixture(BaseMixture):
         (``q(z)`` optimal), the quantity all three fitting methods maximise.
 
         :param X: data ``(n_samples, n_features)``.
+
+        Example::
+
+            >>> from pyro_expfam.datasets.blobs import make_blobs
+            >>> X, _ = make_blobs(500, 2, 3, random_state=0, dtype=torch.float64)
+            >>> est = DirichletProcessMixture(6, random_state=0).fit(X)
+            >>> est.elbo(X) == est.lower_bound_
+            True
         """
         self._check_is_fitted()
         X = self._validate_data(X, reset=False)
@@ -386,22 +579,50 @@ class DirichletProcessMixture(BaseMixture):
     def pyro_model(self) -> DPMixtureModel:
         """
         The fitted model as a Pyro :class:`~.model.DPMixtureModel`, its guide
-        initialised at the fitted variational parameters.
+        initialised at the fitted variational parameters (component-wise emissions with stick-breaking
+        weights only).
         """
         self._check_is_fitted()
-        model = DPMixtureModel(self.emission_, self.n_components, self.alpha_)
+        if isinstance(self.emission_, TiedGaussianEmission) or self._sticks.dim() == 1:
+            raise ValueError("pyro_model() supports component-wise emissions with weight_concentration_prior_type="
+                             "'dirichlet_process' only")
+        model = DPMixtureModel(self.emission_, int(self.n_components), self.alpha_)
         model.set_variational_params(self._phi, self._sticks)
         return model
 
-    def save(self, path) -> None:  # numpy hyper-parameters become tensors (torch.load(weights_only=True))
-        saved = {k: getattr(self, k) for k in ("mean_prior", "covariance_prior")}
-        try:
-            for k, v in saved.items():
-                if isinstance(v, np.ndarray):
-                    setattr(self, k, torch.as_tensor(v))
-            super().save(path)
-        finally:
-            for k, v in saved.items():
-                setattr(self, k, v)
 
-    save.__doc__ = BaseMixture.save.__doc__
+def _clone_nested(obj):
+    """Deep copy of nested dicts/lists/tuples with cloned tensors (optimiser state dicts)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_nested(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_clone_nested(v) for v in obj)
+    return obj
+
+
+#: scikit-learn checks that fit on generic data; with the tags above they get non-negative integers, which the
+#: Bernoulli emission refuses unless they are all 0 or 1
+_FITTING_CHECKS = (
+    "check_estimators_overwrite_params", "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input", "check_n_features_in_after_fitting", "check_estimators_dtypes",
+    "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+    "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted",
+    "check_n_features_in", "check_fit2d_predict1d",
+)
+
+
+def _expected_failed_checks(est: DirichletProcessMixture) -> dict[str, str]:
+    """
+    scikit-learn checks that cannot apply to a configuration, with the reason (passed to
+    :func:`~sklearn.utils.estimator_checks.parametrize_with_checks` by the test suite).  Only the Bernoulli
+    emission has any: the checks' data are integers ``0..3`` (``round(X - X.min())``, the ``categorical`` input
+    tag), outside its support ``{0, 1}``; the same checks pass for the categorical and Poisson emissions, which
+    share every code path but the support check.
+    """
+    if est.emission != "bernoulli":
+        return {}
+    reason = ("emission='bernoulli' needs 0/1 data; scikit-learn's check feeds integers 0..3 "
+              "(the same check passes for emission='categorical' and 'poisson')")
+    return dict.fromkeys(_FITTING_CHECKS, reason)

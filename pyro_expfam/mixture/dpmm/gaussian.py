@@ -31,6 +31,7 @@ covariance prior equal to the data covariance (full), per-feature variance
 from __future__ import annotations
 
 import math
+import numbers
 
 import pyro
 import pyro.distributions as pdist
@@ -42,11 +43,58 @@ from ...conjugate import NormalGamma, NormalWishart
 from ...distributions import Gamma, MultivariateNormal, Normal, Wishart
 from .emissions import ConjugateEmission
 
-__all__ = ["UnitGaussianEmission", "SphericalGaussianEmission", "DiagGaussianEmission", "FullGaussianEmission"]
+__all__ = ["UnitGaussianEmission", "SphericalGaussianEmission", "DiagGaussianEmission", "FullGaussianEmission",
+           "TiedGaussianEmission", "check_resolution"]
 
 _LOG_2PI = math.log(2 * math.pi)
 _NOT_PD = ("Normal-Wishart posterior scale is not positive definite; the data may be singular or the dtype too narrow "
            "(try float64)")
+
+
+#: a feature is resolved if its spread is at least this many units in the last place of its magnitude
+_MIN_ULPS = 8
+
+
+def _real(v, minimum: float, strict: bool) -> bool:
+    """Whether ``v`` is a finite real number above ``minimum`` (``>=`` unless ``strict``)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+        return False
+    return float(v) > minimum if strict else float(v) >= minimum
+
+
+def check_resolution(X64: Tensor, dtype: torch.dtype) -> None:
+    """
+    Raise ``ValueError`` if ``dtype`` cannot resolve the spread of a feature of the data (given in float64):
+    a feature whose standard deviation is below :data:`_MIN_ULPS` units in the last place of its largest
+    magnitude was rounded away when the data were cast to ``dtype`` (e.g. float32 data with spread 1 at an
+    offset of 1e8, where float32 spacing is 8).  Exactly constant features are left to the singularity checks.
+
+    :param Tensor X64: the data, float64 ``(N, D)``.
+    :param torch.dtype dtype: the dtype the data were given in.
+
+    Example::
+
+        >>> X = torch.randn(100, 2, dtype=torch.float64) + 1e8
+        >>> check_resolution(X.float().double(), torch.float32)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: X is float32 and its feature(s) [0, 1] vary by less than 8 float32 spacings (about 11.9 here)...
+        >>> check_resolution(X, torch.float64)
+    """
+    if X64.shape[0] < 2:
+        return
+    eps = torch.finfo(dtype).eps
+    ulp = eps * X64.abs().amax(0)
+    std = X64.std(0)
+    bad = torch.nonzero((std > 0) & (std < _MIN_ULPS * ulp)).flatten().tolist()
+    if bad:
+        name = str(dtype).replace("torch.", "")
+        raise ValueError(
+            f"X is {name} and its feature(s) {bad[:10]} vary by less than {_MIN_ULPS} {name} spacings (about "
+            f"{float(ulp[bad[0]]):.3g} here) at their distance from the origin: {name} cannot represent these "
+            "data; pass float64 data (or dtype=torch.float64), or shift the data towards the origin before "
+            f"casting to {name}"
+        )
 
 
 class _GaussianEmission(ConjugateEmission):
@@ -58,8 +106,18 @@ class _GaussianEmission(ConjugateEmission):
         prior relative to the component precision (default 1).
     :param float degrees_of_freedom_prior: :math:`\\nu_0` (default ``D``; must be > ``D - 1`` for full).
     :param covariance_prior: inverse scale of the precision prior: a ``(D, D)``
-        matrix (full), ``(D,)`` vector (diag) or number (spherical); default from the data.
+        matrix (full, tied), ``(D,)`` vector (diag) or number (spherical); default from the data.
+    :param float reg_covar: non-negative number added to the diagonal of every component's empirical covariance
+        during the fit (as scikit-learn): the training statistics of :math:`x x^T` get ``reg_covar * I``, i.e.
+        the fit sees each point smeared by a ``N(0, reg_covar I)`` jitter.  Predictions use the plain statistics.
+    :param bool center: if true, :meth:`setup` records the data mean as :attr:`offset` and every statistic is
+        computed on ``X - offset`` (so that float32 data far from the origin keep their precision); the readable
+        summaries (``means_``) and generated data are shifted back.  The natural parameters then describe the
+        centred data.
     """
+
+    #: shift subtracted from the data before any statistic (``None``: no centring)
+    offset: Tensor | None = None
 
     def __init__(
         self,
@@ -67,24 +125,48 @@ class _GaussianEmission(ConjugateEmission):
         mean_precision_prior: float | None = None,
         degrees_of_freedom_prior: float | None = None,
         covariance_prior: Tensor | float | None = None,
+        reg_covar: float = 0.0,
+        center: bool = False,
     ) -> None:
         for name, v in (("mean_precision_prior", mean_precision_prior),
                         ("degrees_of_freedom_prior", degrees_of_freedom_prior)):
-            if v is not None and (isinstance(v, bool) or not float(v) > 0):
-                raise ValueError(f"{name} must be a positive number, got {v!r}")
+            if v is not None and not _real(v, 0.0, strict=True):
+                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+        if not _real(reg_covar, 0.0, strict=False):
+            raise ValueError(f"reg_covar must be a non-negative finite number, got {reg_covar!r}")
         self.mean_prior = mean_prior
         self.mean_precision_prior = mean_precision_prior
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
+        self.reg_covar = float(reg_covar)
+        self.center = bool(center)
+
+    def setup(self, X: Tensor) -> Tensor:
+        if not self.center:
+            self.offset = None
+            return super().setup(X)
+        X64 = X.to(torch.float64)
+        self.offset = X64.mean(0).to(X.dtype)
+        check_resolution(X64, X.dtype)
+        return super().setup(X - self.offset)
+
+    def _centred(self, X: Tensor) -> Tensor:
+        return X if self.offset is None else X - self.offset.to(X.device, X.dtype)
+
+    def _shifted(self, loc: Tensor) -> Tensor:
+        return loc if self.offset is None else loc + self.offset.to(loc.device, loc.dtype)
 
     def _common_prior(self, X: Tensor) -> tuple[Tensor, float, float]:
         self.n_features = D = X.shape[1]
         if self.mean_prior is None:
             m0 = X.mean(0)
         else:
-            m0 = torch.as_tensor(self.mean_prior, dtype=X.dtype, device=X.device).reshape(-1)
+            m0 = torch.as_tensor(self.mean_prior, dtype=torch.float64, device=X.device).reshape(-1)
             if m0.shape != (D,) or not bool(torch.isfinite(m0).all()):
                 raise ValueError(f"mean_prior must be a finite vector of length {D}, got shape {tuple(m0.shape)}")
+            if self.offset is not None:  # in the centred coordinates (subtracted in float64)
+                m0 = m0 - self.offset.to(m0.device, torch.float64)
+            m0 = m0.to(X.dtype)
         kappa0 = 1.0 if self.mean_precision_prior is None else float(self.mean_precision_prior)
         nu0 = float(D) if self.degrees_of_freedom_prior is None else float(self.degrees_of_freedom_prior)
         return m0, kappa0, nu0
@@ -97,22 +179,38 @@ class _GaussianEmission(ConjugateEmission):
             raise ValueError(
                 f"X is singular: feature(s) {bad[:10]} are constant, so the default covariance prior is "
                 "degenerate; drop them or pass covariance_prior"
+                + (" (if X was rounded to float32 far from the origin, pass float64 data)"
+                   if X.dtype != torch.float64 else "")
             )
         return var
 
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        X = self._centred(X)
         D = self.n_features
         T = X.new_empty(X.shape[0], self.n_stats)
         T[:, :D] = X
         self._quadratic(X, T[:, D:])
         return T, X.new_full((X.shape[0],), -0.5 * D * _LOG_2PI)
 
+    def training_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        T, k = self.sufficient_statistics(X)
+        if self.reg_covar:
+            T[:, self._reg_columns(T.device)] += self._reg_amount()
+        return T, k
+
+    def _reg_columns(self, device: torch.device) -> Tensor | slice:
+        """Columns of the statistics that hold the diagonal of ``x x^T``."""
+        return slice(self.n_features, self.n_stats)
+
+    def _reg_amount(self) -> float:
+        return self.reg_covar
+
     def _quadratic(self, X: Tensor, out: Tensor) -> None:
         """Write the quadratic statistics of ``X`` into ``out``."""
         raise NotImplementedError
 
     def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
-        loc = theta["loc"][z]
+        loc = self._shifted(theta["loc"][z])
         prec = theta["precision"]
         if prec.dim() == 3:
             return MultivariateNormal(loc, precision_matrix=prec[z])
@@ -136,8 +234,9 @@ class UnitGaussianEmission(_GaussianEmission):
     name = "unit"
     standard_constraints = {"loc": constraints.real, "kappa": constraints.positive}
 
-    def __init__(self, mean_prior: Tensor | None = None, mean_precision_prior: float | None = None) -> None:
-        super().__init__(mean_prior, mean_precision_prior)
+    def __init__(self, mean_prior: Tensor | None = None, mean_precision_prior: float | None = None,
+                 center: bool = False) -> None:
+        super().__init__(mean_prior, mean_precision_prior, center=center)
 
     def _setup(self, X: Tensor) -> Tensor:
         m0, kappa0, _ = self._common_prior(X)
@@ -148,6 +247,7 @@ class UnitGaussianEmission(_GaussianEmission):
         return self.n_features
 
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
+        X = self._centred(X)
         return X, -0.5 * X.square().sum(1) - 0.5 * self.n_features * _LOG_2PI
 
     def constant_stats(self, dtype, device) -> Tensor:
@@ -185,12 +285,12 @@ class UnitGaussianEmission(_GaussianEmission):
         return torch.cat([mu, -0.5 * mu.square().sum(-1, keepdim=True)], dim=-1)
 
     def observation_dist(self, theta: dict[str, Tensor], z: Tensor) -> pdist.TorchDistribution:
-        loc = theta["loc"][z]
+        loc = self._shifted(theta["loc"][z])
         return Normal(loc, torch.ones_like(loc)).to_event(1)
 
     def summary(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa = self._parts(phi)
-        return {"means_": m, "mean_precision_": kappa}
+        return {"means_": self._shifted(m), "mean_precision_": kappa}
 
     def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
         return {"loc": self._parts(phi)[0]}
@@ -237,6 +337,9 @@ class SphericalGaussianEmission(_GaussianEmission):
 
     def _quadratic(self, X: Tensor, out: Tensor) -> None:
         torch.sum(X.square(), 1, keepdim=True, out=out)
+
+    def _reg_amount(self) -> float:
+        return self.reg_covar * self.n_features
 
     def constant_stats(self, dtype, device) -> Tensor:
         return torch.tensor([1.0, 0.5 * self.n_features], dtype=dtype, device=device)
@@ -295,7 +398,7 @@ class SphericalGaussianEmission(_GaussianEmission):
 
     def summary(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa, a, b = self._parts(phi)
-        return {"means_": m, "covariances_": b / a, "precisions_": a / b, "mean_precision_": kappa,
+        return {"means_": self._shifted(m), "covariances_": b / a, "precisions_": a / b, "mean_precision_": kappa,
                 "degrees_of_freedom_": 2 * a}
 
     def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
@@ -377,8 +480,8 @@ class DiagGaussianEmission(_GaussianEmission):
 
     def summary(self, phi: Tensor) -> dict[str, Tensor]:
         m, kappa, a, b = self._parts(phi)
-        return {"means_": m, "covariances_": b / a, "precisions_": a / b, "mean_precision_": kappa[..., 0],
-                "degrees_of_freedom_": 2 * a[..., 0]}
+        return {"means_": self._shifted(m), "covariances_": b / a, "precisions_": a / b,
+                "mean_precision_": kappa[..., 0], "degrees_of_freedom_": 2 * a[..., 0]}
 
     def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
         m, _, a, b = self._parts(phi)
@@ -450,6 +553,10 @@ class FullGaussianEmission(_GaussianEmission):
     def n_stats(self) -> int:
         D = self.n_features
         return D + D * (D + 1) // 2
+
+    def _reg_columns(self, device: torch.device) -> Tensor:
+        iu0, iu1 = self._index(device)
+        return self.n_features + torch.nonzero(iu0 == iu1).flatten()
 
     def _quadratic(self, X: Tensor, out: Tensor) -> None:
         # row i of the upper triangle, x_i * x_{i:}, in the order of torch.triu_indices
@@ -575,10 +682,123 @@ class FullGaussianEmission(_GaussianEmission):
         L_nu = L / nu.sqrt()[..., None, None]  # cholesky of W^{-1}/nu = E[Lambda]^{-1}
         cov = L_nu @ L_nu.transpose(-1, -2)
         prec = torch.cholesky_inverse(L_nu)
-        return {"means_": m, "covariances_": cov, "precisions_": prec,
+        return {"means_": self._shifted(m), "covariances_": cov, "precisions_": prec,
                 "precisions_cholesky_": torch.linalg.cholesky(prec), "mean_precision_": kappa,
                 "degrees_of_freedom_": nu}
 
     def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
-        s = self.summary(phi)
-        return {"loc": s["means_"], "precision": s["precisions_"]}
+        m, _, nu, L = self._parts(phi)
+        return {"loc": m, "precision": torch.cholesky_inverse(L / nu.sqrt()[..., None, None])}
+
+
+class TiedGaussianEmission(FullGaussianEmission):
+    r"""
+    Gaussians sharing one precision matrix, with the Normal-Wishart prior of scikit-learn's
+    ``covariance_type="tied"``: :math:`\Lambda\sim\mathcal W(\nu_0, W_0)`,
+    :math:`\mu_k\mid\Lambda\sim N(m_0, (\kappa_0\Lambda)^{-1})` for every ``k``.
+
+    The exact posterior given responsibilities is :math:`q(\Lambda)\prod_k q(\mu_k\mid\Lambda)` with
+    :math:`\nu = \nu_0 + N`, :math:`\kappa_k = \kappa_0 + N_k`, :math:`m_k` as for ``full`` and
+
+    .. math::
+
+        W^{-1} = W_0^{-1} + \sum_k\big[B_k - \kappa_k m_k m_k^T - W_0^{-1}\big]
+               = \sum_k W_k^{-1} - (K-1)\,W_0^{-1},
+
+    where :math:`(\tau_k, B_k, \kappa_k, \gamma_k)` are the per-component rows of ``phi`` in the ``full``
+    coordinates (``phi_k = phi_0 + sum_n r_nk u(x_n)``) and :math:`W_k^{-1}` is what ``full`` would make of
+    row ``k`` alone; likewise :math:`\nu = \sum_k\nu_k - (K-1)\nu_0`.  The joint natural parameter is an
+    affine function of the rows, so the conjugate update, the natural-gradient step (a convex combination of
+    rows) and the ELBO's expected log-likelihood (the ``full`` formula with the shared :math:`W, \nu`) keep
+    their form; :meth:`kl` returns per-row shares that sum to the *joint* KL, and the merge moves use the
+    change of the joint log partition (:meth:`merge_log_partition_gain`).
+
+    scikit-learn's ``BayesianGaussianMixture`` uses the degrees of freedom :math:`\nu_0 + N/K` for the shared
+    precision (and scales the scatter likewise), an approximation; here the posterior is the exact conjugate
+    one (:math:`\nu_0 + N`), so the covariances agree to ``O(1/N)`` but the ELBOs are not comparable.
+
+    The Pyro model/guide (``method="svi"``) supports only component-wise emissions.
+    """
+
+    name = "tied"
+
+    def _shared(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        """``(nu, L)`` of the shared Wishart: degrees of freedom and the Cholesky factor of :math:`W^{-1}`."""
+        D, S = self.n_features, self.n_stats
+        K = phi.shape[-2]
+        phi0 = self.prior_natural.to(phi.device, phi.dtype)
+        tau, kappa, gamma = phi[..., :D], phi[..., S], phi[..., S + 1]
+        tau0, kappa0, gamma0 = phi0[:D], phi0[S], phi0[S + 1]
+        B = self._unpack(phi[..., D:S].sum(-2) - (K - 1) * phi0[D:S])
+        outer = (tau.unsqueeze(-1) * tau.unsqueeze(-2) / kappa[..., None, None]).sum(-3)
+        winv = B - outer
+        # B_tot = sum_k B_k - (K - 1) W0^{-1}, with W0^{-1} = B0 - tau0 tau0^T / kappa0
+        winv = winv + (K - 1) * tau0.unsqueeze(-1) * tau0.unsqueeze(-2) / kappa0
+        nu = 2 * (gamma.sum(-1) - (K - 1) * gamma0) + D
+        L, info = torch.linalg.cholesky_ex(winv)
+        if bool((info > 0).any()):
+            raise ValueError(_NOT_PD)
+        return nu, L
+
+    def joint_log_partition(self, phi: Tensor) -> Tensor:
+        r"""
+        :math:`Z` of the joint :math:`q(\Lambda, \mu_{1..K})`, shape ``(...)`` for ``phi`` ``(..., K, P)``:
+        :math:`\sum_k \tfrac D2\log(2\pi/\kappa_k)` plus the Wishart normaliser.
+        """
+        D, S = self.n_features, self.n_stats
+        nu, L = self._shared(phi)
+        kappa = phi[..., S]
+        logdet_winv = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+        return (0.5 * D * (_LOG_2PI - kappa.log()).sum(-1) + 0.5 * nu * D * math.log(2) - 0.5 * nu * logdet_winv
+                + torch.mvlgamma(0.5 * nu, D))
+
+    def log_partition(self, phi: Tensor) -> Tensor:
+        raise NotImplementedError("the tied Gaussian has no per-component log partition; see joint_log_partition")
+
+    def expected_stats(self, phi: Tensor) -> Tensor:
+        D, S = self.n_features, self.n_stats
+        nu, L = self._shared(phi)
+        kappa = phi[..., S]
+        m = phi[..., :D] / kappa.unsqueeze(-1)
+        W = torch.cholesky_inverse(L)
+        nuW = nu[..., None, None] * W
+        Linv_m = torch.linalg.solve_triangular(L.unsqueeze(-3), m.unsqueeze(-1), upper=False).squeeze(-1)
+        quad = nu.unsqueeze(-1) * Linv_m.square().sum(-1) + D / kappa
+        i = torch.arange(D, dtype=phi.dtype, device=phi.device)
+        e_logdet = (torch.digamma(0.5 * (nu.unsqueeze(-1) - i)).sum(-1) + D * math.log(2)
+                    - 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1))
+        K = phi.shape[-2]
+        shared = self._dual(-0.5 * nuW).unsqueeze(-2).expand(phi.shape[:-1] + (S - D,))
+        return torch.cat([m @ nuW, shared, (-0.5 * quad).unsqueeze(-1),
+                          e_logdet[..., None, None].expand(phi.shape[:-2] + (K, 1))], dim=-1)
+
+    def kl(self, phi: Tensor, phi0: Tensor, expected: Tensor | None = None) -> Tensor:
+        """Per-component shares of the joint KL (they sum to it; see the class docstring)."""
+        expected = self.expected_stats(phi) if expected is None else expected
+        K = phi.shape[-2]
+        z_prior = self.joint_log_partition(phi0.expand(phi.shape))
+        return ((phi - phi0) * expected).sum(-1) + ((z_prior - self.joint_log_partition(phi)) / K).unsqueeze(-1)
+
+    def merge_log_partition_gain(self, phi: Tensor, phi0: Tensor, ii: Tensor, jj: Tensor) -> Tensor:
+        merged = phi.expand((ii.numel(),) + phi.shape).clone()
+        rows = torch.arange(ii.numel(), device=phi.device)
+        merged[rows, ii] = phi[ii] + phi[jj] - phi0
+        merged[rows, jj] = phi0
+        return self.joint_log_partition(merged) - self.joint_log_partition(phi)
+
+    def summary(self, phi: Tensor) -> dict[str, Tensor]:
+        D, S = self.n_features, self.n_stats
+        nu, L = self._shared(phi)
+        kappa = phi[..., S]
+        L_nu = L / nu.sqrt()
+        cov = L_nu @ L_nu.T
+        prec = torch.cholesky_inverse(L_nu)
+        return {"means_": self._shifted(phi[..., :D] / kappa.unsqueeze(-1)), "covariances_": cov,
+                "precisions_": prec, "precisions_cholesky_": torch.linalg.cholesky(prec), "mean_precision_": kappa,
+                "degrees_of_freedom_": nu}
+
+    def point_theta(self, phi: Tensor) -> dict[str, Tensor]:
+        D, S = self.n_features, self.n_stats
+        nu, L = self._shared(phi)
+        prec = torch.cholesky_inverse(L / nu.sqrt())
+        return {"loc": phi[..., :D] / phi[..., S].unsqueeze(-1), "precision": prec.expand(phi.shape[0], D, D)}

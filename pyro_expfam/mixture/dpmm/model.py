@@ -105,6 +105,13 @@ class DPMixtureModel:
         keys = list(em.guide_constraints) if isinstance(em, ConjugateEmission) else []
         return [f"{self.name}_stick_a", f"{self.name}_stick_b"] + [f"{self.name}_q_{k}" for k in keys]
 
+    def param_constraints(self) -> dict[str, constraints.Constraint]:
+        """The constraint of each ``pyro.param`` of the guide, by its name in the param store."""
+        out = {f"{self.name}_stick_a": constraints.positive, f"{self.name}_stick_b": constraints.positive}
+        if isinstance(self.emission, ConjugateEmission):
+            out.update({f"{self.name}_q_{k}": c for k, c in self.emission.guide_constraints.items()})
+        return out
+
     # ------------------------------------------------------------------ #
     def model(self, X: Tensor | None = None, n_samples: int | None = None, batch_size: int | None = None):
         """
