@@ -13,6 +13,8 @@ the unit tests cannot change each other's state.  ``doctest_optionflags`` in ``s
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -34,3 +36,17 @@ def _doctest_state(request):
     finally:
         torch.set_printoptions(profile="default")
         torch.set_default_dtype(dtype)
+
+
+# Modules whose docstring examples are still being converted to doctests by the engineers rewriting
+# them: not collected as doctests until they pass.  PYRO_EXPFAM_ALL_DOCTESTS=1 collects them anyway
+# (to see what still fails).
+_PENDING_DOCTESTS = [
+    "pyro_expfam/torch_patch.py",
+    "pyro_expfam/mixture/em.py",
+    "pyro_expfam/mixture/gaussian.py",
+    "pyro_expfam/mixture/dpmm/estimator.py",
+    "pyro_expfam/mixture/dpmm/model.py",
+    "pyro_expfam/models/overlapping/fit.py",
+]
+collect_ignore = [] if os.environ.get("PYRO_EXPFAM_ALL_DOCTESTS") else _PENDING_DOCTESTS

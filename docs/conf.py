@@ -13,9 +13,11 @@ build starts, so that a missing file gives a placeholder page instead of a broke
 
 Environment switches:
 
-- ``PYRO_EXPFAM_DOCS_EXECUTE=1``: execute the tutorials while building (myst-nb ``cache`` mode) so
-  that their plots are rendered; by default they are shown without outputs (``nb_execution_mode =
-  "off"``), which keeps the build fast and needs no kernel.
+- ``PYRO_EXPFAM_DOCS_EXECUTE``: the tutorials are executed while the documentation is built (myst-nb
+  ``force`` mode, an error in a cell fails the build), so that their outputs and figures appear in
+  the HTML.  By default they run at reduced size (their ``smoke_test`` switch: ``CI`` is set for the
+  kernels), which takes about a minute; ``PYRO_EXPFAM_DOCS_EXECUTE=full`` runs them at full size
+  (several minutes) and ``PYRO_EXPFAM_DOCS_EXECUTE=0`` shows them without outputs (fast, no kernel).
 - ``PYRO_EXPFAM_DOCS_INTERSPHINX=1``: link to the Python, PyTorch and Pyro documentation
   (downloads their inventories, so it needs network access).
 """
@@ -86,13 +88,21 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 # Markdown written elsewhere (benchmark report, upstream proposal) may skip heading levels.
 suppress_warnings = ["myst.header"]
-nb_execution_mode = "cache" if os.environ.get("PYRO_EXPFAM_DOCS_EXECUTE") else "off"
-if nb_execution_mode != "off":  # the notebook kernels are separate processes: let them import the package too
+_EXECUTE = os.environ.get("PYRO_EXPFAM_DOCS_EXECUTE", "1").strip().lower()
+nb_execution_mode = "off" if _EXECUTE in ("0", "off", "no", "false") else "force"
+if nb_execution_mode != "off":
+    # the notebook kernels are separate processes: let them import this checkout of the package,
+    # draw with a non-interactive backend, and run at reduced size unless asked for the full size
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if _EXECUTE == "full":
+        os.environ.pop("CI", None)
+    else:
+        os.environ.setdefault("CI", "true")
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_merge_streams = True
-nb_output_stderr = "remove"  # e.g. tqdm's "IProgress not found" notice when the tutorials are executed
+nb_output_stderr = "remove"  # progress bars and warnings printed to stderr are not part of the tutorial
 
 # -- HTML output -----------------------------------------------------------------------------------
 

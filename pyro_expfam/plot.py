@@ -513,6 +513,7 @@ def plot_product(
     *,
     grid: Any = None,
     closed_form: bool = True,
+    labels: Sequence[str] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     r"""
@@ -529,6 +530,7 @@ def plot_product(
     :param grid: the points :math:`x` (default: mean ± 4 standard deviations of the factors, inside
         the support; integers for discrete families).
     :param bool closed_form: draw the closed-form product too.
+    :param labels: legend labels of the factors (default ``"factor 0"``, ``"factor 1"``, ...).
     :param ax: the Axes to draw on (default: a new figure).
     :returns: the Axes, with one line per factor, then the normalised product, then (if drawn)
         ``product()``.
@@ -549,6 +551,10 @@ def plot_product(
     from .distributions.exp_family import product
 
     fs = _factor_list(factors)
+    if labels is None:
+        labels = [f"factor {i}" for i in range(len(fs))]
+    elif isinstance(labels, str) or len(labels) != len(fs):
+        raise ValueError(f"labels must be a sequence of {len(fs)} strings, one per factor")
     discrete = bool(getattr(fs[0].support, "is_discrete", False))
     if grid is None:
         x = _default_grid(fs, discrete)
@@ -576,7 +582,7 @@ def plot_product(
     xs = x.cpu().numpy()
     style = ".:" if discrete else ":"
     for i, lp in enumerate(log_p):
-        ax.plot(xs, lp.exp().cpu().numpy(), style, color="gray", alpha=0.8, label=f"factor {i}")
+        ax.plot(xs, lp.exp().cpu().numpy(), style, color="gray", alpha=0.8, label=labels[i])
     ax.plot(
         xs,
         dens.cpu().numpy(),

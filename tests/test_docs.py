@@ -5,6 +5,9 @@ Documentation checks.
 
 - The Sphinx build is clean with warnings as errors (``-W``): the same command as in the docs'
   instructions.  Skipped unless the ``docs`` extra is installed (``pip install -e ".[docs]"``).
+  The build executes the tutorial notebooks at reduced size (their ``smoke_test`` switch), so an
+  error or a failing ``assert`` in a tutorial fails it: this is where the tutorials are tested.
+- Every tutorial page of the built HTML shows its outputs and figures (counted).
 - Every public object (every name in the ``__all__`` of a public module of the package) appears
   in the API reference, under its own name or under a re-export.
 - The tutorial notebooks are committed without outputs and have the ``smoke_test`` switch.
@@ -17,6 +20,7 @@ import importlib.util
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 import zlib
@@ -42,10 +46,10 @@ def html_build(tmp_path_factory):
         sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
         "-d", str(out / "doctrees"), str(DOCS), str(out / "html"),
     ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    env.pop("PYRO_EXPFAM_DOCS_EXECUTE", None)  # never execute the notebooks here
+    # execute the tutorials at reduced size (docs/conf.py sets CI for the kernels)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg", PYRO_EXPFAM_DOCS_EXECUTE="1")
     env.pop("PYRO_EXPFAM_DOCS_INTERSPHINX", None)  # no network
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     return proc.returncode, proc.stdout + proc.stderr, out / "html"
 
 
@@ -140,3 +144,33 @@ def test_notebooks_listed_and_stripped():
             f"{path.name}: needs the smoke_test switch for CI"
         )
         assert path.name in readme, f"{path.name} is not listed in notebooks/README.md"
+
+
+def _figure_cells(nb: dict) -> int:
+    """Code cells that open a matplotlib figure themselves (each shows at least one image)."""
+    marks = ("plt.subplots(", "plt.figure(")
+    return sum(any(m in "".join(c["source"]) for m in marks) for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def _print_cells(nb: dict) -> int:
+    return sum("print(" in "".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.slow
+@_needs_sphinx
+@pytest.mark.parametrize("notebook", [p.stem for p in sorted(NOTEBOOKS.glob("*.ipynb"))])
+def test_tutorial_pages_show_outputs_and_figures(html_build, notebook):
+    returncode, log, outdir = html_build
+    page = outdir / "_generated" / "tutorials" / f"{notebook}.html"
+    assert page.exists(), f"{page.name} was not built:\n{log}"
+    html = page.read_text(encoding="utf-8")
+    nb = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+    images = re.findall(r"<img [^>]*src=\"([^\"]+)\"", html)
+    figures = [src for src in images if src.startswith("data:image/") or src.endswith((".png", ".svg", ".jpg"))]
+    for src in figures:
+        if not src.startswith("data:"):
+            assert (page.parent / src).resolve().stat().st_size > 0, f"{notebook}: empty image {src}"
+    expected = max(1, _figure_cells(nb))
+    assert len(figures) >= expected, f"{notebook}: {len(figures)} figures in the built page, expected >= {expected}"
+    outputs = html.count('class="cell_output')
+    assert outputs >= _print_cells(nb), f"{notebook}: {outputs} cell outputs, {_print_cells(nb)} cells print"

@@ -263,9 +263,9 @@ def test_product_closed_form_lies_on_the_normalised_pointwise_product(factors):
 
 def test_product_of_poissons_is_conway_maxwell_poisson_without_closed_form():
     rates = torch.tensor([3.0, 10.0, 2.0], dtype=torch.float64)
-    ax = plot_product(Poisson(rates), grid=torch.arange(0.0, 121.0))
+    ax = plot_product(Poisson(rates), grid=torch.arange(0.0, 121.0), labels=["a", "b", "c"])
     labels = [line.get_label() for line in ax.get_lines()]
-    assert labels == ["factor 0", "factor 1", "factor 2", "normalised pointwise product"]
+    assert labels == ["a", "b", "c", "normalised pointwise product"]
     x, p = ax.get_lines()[-1].get_xdata(), ax.get_lines()[-1].get_ydata()
     # CMP(lambda = prod rates, nu = 3): p(x) propto lambda^x / (x!)^3
     from scipy.special import gammaln
@@ -290,6 +290,8 @@ def test_product_bad_input():
         plot_product([Normal(0.0, 1.0)], grid=[1.0, 0.0])
     with pytest.raises(ValueError, match="support"):
         plot_product([Beta(2.0, 2.0)], grid=[2.0, 3.0])
+    with pytest.raises(ValueError, match="labels must be a sequence of 2"):
+        plot_product([Beta(2.0, 2.0), Beta(3.0, 1.0)], labels=["one"])
 
 
 # -- without matplotlib -----------------------------------------------------------------------------
