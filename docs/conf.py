@@ -16,7 +16,7 @@ Environment switches:
 - ``PYRO_EXPFAM_DOCS_EXECUTE``: the tutorials are executed while the documentation is built (myst-nb
   ``force`` mode, an error in a cell fails the build), so that their outputs and figures appear in
   the HTML.  By default they run at reduced size (their ``smoke_test`` switch: ``CI`` is set for the
-  kernels), which takes about a minute; ``PYRO_EXPFAM_DOCS_EXECUTE=full`` runs them at full size
+  kernels), which takes a few minutes; ``PYRO_EXPFAM_DOCS_EXECUTE=full`` runs them at full size
   (several minutes) and ``PYRO_EXPFAM_DOCS_EXECUTE=0`` shows them without outputs (fast, no kernel).
 - ``PYRO_EXPFAM_DOCS_INTERSPHINX=1``: link to the Python, PyTorch and Pyro documentation
   (downloads their inventories, so it needs network access).
