@@ -18,6 +18,7 @@ from .gamma import Gamma
 from .geometric import Geometric
 from .independent import Independent, product_along_axis
 from .inverse_gamma import InverseGamma
+from .kl import register_closed_form_kls
 from .log_normal import LogNormal
 from .multinomial import Multinomial
 from .multivariate_normal import MultivariateNormal
@@ -49,6 +50,8 @@ FAMILIES = (
     VonMises,
     Wishart,
 )
+
+register_closed_form_kls(FAMILIES)
 
 __all__ = [
     "Bernoulli",
