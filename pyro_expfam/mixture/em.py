@@ -26,16 +26,16 @@ are modelled as a product of independent members per component (Pyro's
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pyro.distributions as pyro_dist
 import torch
 from torch import Tensor
-from torch.distributions import transform_to
+from torch.distributions import constraints, transform_to
 
 from .. import distributions as expfam
 from ..distributions.exp_family import ExponentialFamily
+from ..util import check_float_resolution
 from .base import BaseMixture
 from .init import initial_responsibilities
 
@@ -66,27 +66,76 @@ def _resolve_family(family) -> tuple[type[ExponentialFamily], ExponentialFamily 
     )
 
 
-def _prototype_from_class(cls: type[ExponentialFamily], dtype: torch.dtype, device: torch.device):
-    """A member of ``cls`` with arbitrary valid scalar parameters (used for shapes and ``t(x)`` only)."""
-    names = inspect.signature(cls.__init__).parameters
+def _prototype_from_class(cls: type[ExponentialFamily], dtype: torch.dtype, device: torch.device,
+                          event_size: int | None = None):
+    """
+    A member of ``cls`` with arbitrary valid parameters (used for shapes and ``t(x)`` only): scalar
+    parameters, or, for families with a vector event (``MultivariateNormal``, ``Dirichlet``), parameters
+    sized by ``event_size`` (the data's last dimension).
+    """
     arg_constraints = cls.arg_constraints if isinstance(cls.arg_constraints, dict) else {}
-    chosen = [n for n in arg_constraints if n in names]
+    chosen = list(arg_constraints)
     if "logits" in chosen and "probs" in chosen:
         chosen.remove("probs")
+    if "scale_tril" in chosen:  # one parameterisation of a matrix parameter
+        chosen = [n for n in chosen if n not in ("covariance_matrix", "precision_matrix")]
+    vector = any(arg_constraints[n].event_dim != 0 for n in chosen)
+    if vector and event_size is None and cls.__name__ in _VECTOR_EVENT_FAMILIES:
+        raise ValueError(
+            f"X must have shape (n_samples, ..., D) for the {cls.__name__} family (events are vectors), got 1-D "
+            "data; Reshape your data with X.reshape(-1, 1) for one feature"
+        )
     try:
+        if vector and event_size is None:
+            raise TypeError("its parameters are not scalars and the data's event size is unknown")
         kwargs = {}
         for name in chosen:
             c = arg_constraints[name]
-            if c.event_dim != 0:
-                raise TypeError(f"parameter {name!r} is not a scalar")
-            kwargs[name] = transform_to(c)(torch.zeros((), dtype=dtype, device=device))
-        return cls(**kwargs)
+            shape = (event_size,) * c.event_dim
+            kwargs[name] = transform_to(c)(torch.zeros(shape, dtype=dtype, device=device))
+        proto = cls(**kwargs)
+        if vector and not proto.event_shape:  # e.g. Categorical: the number of categories is not the data's
+            raise TypeError("its vector parameters do not describe the data's last dimension")
+        return proto
     except (TypeError, ValueError, NotImplementedError) as e:
         raise TypeError(
-            f"cannot build a {cls.__name__} from scalar parameters ({e}); pass a prototype instance as "
+            f"cannot build a {cls.__name__} from the data's shape ({e}); pass a prototype instance as "
             f"family instead, e.g. Categorical(logits=torch.zeros(C)) or "
             f"MultivariateNormal(torch.zeros(D), torch.eye(D)); only its shapes and fixed parameters are used"
         ) from e
+
+
+def _family_support(family):
+    """The support constraint of ``family`` (class, name or instance), or ``None`` if it depends on parameters."""
+    try:
+        cls, proto = _resolve_family(family)
+    except (TypeError, ValueError):
+        return None
+    support = proto.support if proto is not None else getattr(cls, "support", None)
+    return support if isinstance(support, constraints.Constraint) else None
+
+
+def _non_negative(support) -> bool:
+    lower = getattr(support, "lower_bound", None)
+    if isinstance(lower, int | float):
+        return lower >= 0
+    return support in (constraints.positive, constraints.nonnegative, constraints.boolean)
+
+
+#: scikit-learn estimator checks that fit on its generic data (for Bernoulli: non-binary counts)
+_DATA_CHECKS = (
+    "check_estimators_overwrite_params", "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input", "check_n_features_in_after_fitting", "check_estimators_dtypes",
+    "check_f_contiguous_array_estimator", "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+    "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted",
+    "check_n_features_in", "check_fit2d_predict1d",
+)
+
+#: families whose events are vectors sized by the data's last dimension
+_VECTOR_EVENT_FAMILIES = ("MultivariateNormal", "Dirichlet")
+
+#: families that stay in the family under a shift of the data, fitted in coordinates centred at the data's mean
+_LOCATION_FAMILIES = ("Normal", "MultivariateNormal")
 
 
 class ExpFamMixture(BaseMixture):
@@ -181,6 +230,36 @@ class ExpFamMixture(BaseMixture):
         self.family = family
         self.reg = reg
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        support = _family_support(self.family)
+        if support is not None:
+            if support.is_discrete:  # scikit-learn then feeds non-negative integers (its "categorical" data)
+                tags.input_tags.categorical = True
+            if _non_negative(support):
+                tags.input_tags.positive_only = True
+        return tags
+
+    def _expected_failed_checks(self) -> dict[str, str]:
+        """The scikit-learn checks whose data this family cannot model, with the reason."""
+        try:
+            cls, _ = _resolve_family(self.family)
+        except (TypeError, ValueError):
+            return {}
+        reasons: dict[str, str] = {}
+        support = _family_support(self.family)
+        if cls.__name__ not in _VECTOR_EVENT_FAMILIES and support is not None and not support.is_discrete:
+            one_d = ("1-D X holds n_samples scalar observations for a family with scalar events "
+                     "(ExpFamMixture models X of shape (n_samples,) + extra_shape + event_shape)")
+            reasons["check_fit1d"] = one_d
+        name = cls.__name__
+        if name == "Bernoulli":
+            binary = ("scikit-learn has no input tag for binary data: the check feeds counts 0..10 "
+                      "(its 'categorical' data), outside the {0, 1} support of Bernoulli components")
+            for check in _DATA_CHECKS:
+                reasons[check] = binary
+        return reasons
+
     # ------------------------------------------------------------------ #
     # Data handling: X is kept flattened to (N, F) so that the base class sees 2-D data
     # ------------------------------------------------------------------ #
@@ -188,7 +267,7 @@ class ExpFamMixture(BaseMixture):
         """Build the prototype (one member per sample, ``batch_shape == extra_shape``) for data ``X``."""
         cls, proto = _resolve_family(self.family)
         if proto is None:
-            proto = _prototype_from_class(cls, X.dtype, X.device)
+            proto = _prototype_from_class(cls, X.dtype, X.device, X.shape[-1] if X.dim() > 1 else None)
         event = tuple(proto.event_shape)
         rest = tuple(X.shape[1:])
         if len(rest) < len(event) or rest[len(rest) - len(event) :] != event:
@@ -214,7 +293,10 @@ class ExpFamMixture(BaseMixture):
         support = self._proto.support
         ok = support.check(X)
         if not bool(ok.all()):
-            raise ValueError(f"X contains values outside the support of {self._family_cls.__name__} ({support})")
+            negative = " (Negative values in data)" if _non_negative(support) and bool((X < 0).any()) else ""
+            raise ValueError(
+                f"X contains values outside the support of {self._family_cls.__name__} ({support}){negative}"
+            )
 
     def _validate_data(self, X, reset: bool) -> Tensor:
         X_in = X
@@ -236,7 +318,9 @@ class ExpFamMixture(BaseMixture):
                                  f"{self._data_shape}")
             self.n_features_in_ = math.prod(X.shape[1:])
         elif tuple(X.shape[1:]) != self._data_shape:
-            raise ValueError(f"X must have shape (n_samples,) + {self._data_shape}, got {tuple(X.shape)}")
+            hint = (" Reshape your data: X.reshape(1, -1) if it is a single sample" if X.dim() == 1 and
+                    len(self._data_shape) == 1 else "")
+            raise ValueError(f"X must have shape (n_samples,) + {self._data_shape}, got {tuple(X.shape)}.{hint}")
         del X_in
         self._check_support(X)
         return X.reshape(X.shape[0], -1)
@@ -246,7 +330,8 @@ class ExpFamMixture(BaseMixture):
 
     def _compute_stats(self, X: Tensor) -> tuple[list[Tensor], Tensor]:
         """Flattened sufficient statistics ``[(N, T_j)]`` and summed log carrier measure ``(N,)``."""
-        x = self._unflatten(X)
+        shift = self.__dict__.get("_shift")
+        x = self._unflatten(X if shift is None else X - shift.to(X))
         N = x.shape[0]
         n_extra = len(self._extra_shape)
         stats = [t.reshape(N, -1).to(X.dtype) for t in self._proto.sufficient_statistics(x)]
@@ -277,6 +362,15 @@ class ExpFamMixture(BaseMixture):
             self._cache = None
 
     def _check_parameters(self, X: Tensor) -> None:
+        # location families are fitted in coordinates centred at the training data's mean (a warm start
+        # keeps the fitted shift); every method that takes data subtracts the same shift
+        warm = bool(self.warm_start) and self._is_fitted()
+        if self._family_cls.__name__ in _LOCATION_FAMILIES:
+            check_float_resolution(X, "X")
+            if not warm:
+                self._shift = X.mean(0)
+        elif not warm:
+            self._shift = None
         # called by the base class once, on the validated training data: cache t(x) for the whole fit
         self._cache = (X, self._compute_stats(X))
         stats = self._cache[1][0]
@@ -385,15 +479,24 @@ class ExpFamMixture(BaseMixture):
     # ------------------------------------------------------------------ #
     @property
     def components_(self) -> ExponentialFamily:
-        """The fitted components: the family with ``batch_shape == (K,) + extra_shape``."""
+        """The fitted components: the family with ``batch_shape == (K,) + extra_shape`` (always tensors)."""
         self._check_is_fitted()
-        return self._family_cls._from_natural_params(*self._natural_params, **self._fixed)
+        comps = self._family_cls._from_natural_params(*self._natural_params, **self._fixed)
+        shift = self.__dict__.get("_shift")
+        if shift is None:
+            return comps
+        shift = shift.reshape(self._data_shape)  # back from the centred coordinates of the fit
+        if self._family_cls.__name__ == "Normal":
+            return self._family_cls(comps.loc + shift, comps.scale)
+        return self._family_cls(comps.loc + shift, scale_tril=comps.scale_tril)
 
     @property
     def natural_params_(self) -> tuple:
         """The fitted natural parameters, one array per natural parameter, shape ``(K,) + extra_shape + event``."""
         self._check_is_fitted()
-        return tuple(self._output(p) for p in self._natural_params)
+        params = self._natural_params if self.__dict__.get("_shift") is None else (
+            self.components_._expanded_natural_params())
+        return tuple(self._output(p) for p in params)
 
     def to_distribution(self) -> pyro_dist.MixtureSameFamily:
         """
@@ -412,6 +515,8 @@ class ExpFamMixture(BaseMixture):
             state[f"eta{i}"] = p
         for k, v in self._fixed.items():
             state[f"fixed.{k}"] = v
+        if self.__dict__.get("_shift") is not None:
+            state["shift"] = self._shift
         return state
 
     def _set_state(self, state: dict[str, Tensor]) -> None:
@@ -424,6 +529,7 @@ class ExpFamMixture(BaseMixture):
         n_eta = sum(1 for k in state if k.startswith("eta"))
         self._natural_params = tuple(state[f"eta{i}"] for i in range(n_eta))
         self._fixed = {k[len("fixed.") :]: v for k, v in state.items() if k.startswith("fixed.")}
+        self._shift = state.get("shift")
         first = cls._from_natural_params(*(p[0] for p in self._natural_params), **self._fixed)
         self._proto = first
 
@@ -439,7 +545,9 @@ class ExpFamMixture(BaseMixture):
                 if n_k:
                     comp = self._family_cls._from_natural_params(*(p[k] for p in self._natural_params), **self._fixed)
                     out.append(comp.sample((n_k,)))
-        return torch.cat(out).to(self._dtype)
+        x = torch.cat(out).to(self._dtype)
+        shift = self.__dict__.get("_shift")
+        return x if shift is None else x + shift.reshape(self._data_shape)
 
     def sample(self, n_samples: int = 1) -> tuple[Tensor, Tensor]:
         """

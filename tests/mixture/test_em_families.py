@@ -159,6 +159,11 @@ def test_mvn_family_equals_full_gaussian_mixture():
     assert a.n_iter_ == b.n_iter_
     assert a.score(X) == pytest.approx(b.score(X), rel=1e-9)
     torch.testing.assert_close(a.components_.covariance_matrix, b.covariances_)
+    torch.testing.assert_close(a.components_.loc, b.means_)
+    # the family given by name (or class) takes its event size from the data: the same fit
+    for family in ("MultivariateNormal", E.MultivariateNormal):
+        c = ExpFamMixture(family, 2, reg=0.0, **kw).fit(X)
+        assert c.score(X) == a.score(X) and c.n_iter_ == a.n_iter_
 
 
 def test_float32_saturated_binary_features_stay_finite():
@@ -229,7 +234,8 @@ def test_not_fitted():
         (E.Poisson, torch.tensor([1.0]), {}, ValueError, "minimum of 2"),
         (E.Poisson, torch.tensor([1.0, 2.0, 3.0]), {"n_components": 4}, ValueError, "fewer than n_components"),
         (E.MultivariateNormal(torch.zeros(3), torch.eye(3)), torch.zeros(10, 2), {}, ValueError, "event shape"),
-        (E.MultivariateNormal, torch.zeros(10, 2), {}, TypeError, "prototype"),
+        (E.MultivariateNormal, torch.zeros(10, 2), {}, ValueError, "singular"),
+        (E.Categorical, torch.zeros(10, 2), {}, TypeError, "prototype"),
         (torch.distributions.Normal, torch.zeros(10), {}, TypeError, "family"),
         ("NotAFamily", torch.zeros(10), {}, ValueError, "family"),
         (E.Poisson, torch.ones(10), {"reg": -1.0}, ValueError, "reg"),

@@ -332,3 +332,23 @@ def test_float32_offset_1e8_refused_with_float64_hint(covariance_type):
 
     gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
     assert adjusted_rand_score(y_new, gm.predict(X_new)) == 1.0
+
+
+def test_expfam_normal_float32_far_from_origin():
+    from sklearn.metrics import adjusted_rand_score
+
+    X, _ = _two_blobs(1e4)
+    X_new, y_new = _two_blobs(1e4, seed=1)
+    ref = ExpFamMixture("Normal", 2, random_state=0).fit(X)
+    m = ExpFamMixture("Normal", 2, random_state=0).fit(X.astype(np.float32))
+    assert adjusted_rand_score(y_new, m.predict(X_new.astype(np.float32))) == 1.0
+    assert m.score(X_new.astype(np.float32)) == pytest.approx(ref.score(X_new), abs=0.01)
+    # the components are reported in data coordinates
+    np.testing.assert_allclose(np.sort(m.components_.loc.numpy()[:, 0]), [1e4, 1e4 + 10], atol=0.3)
+    s, _ = m.sample(500)
+    assert abs(float(s.mean()) - (1e4 + 5)) < 1.0
+    with pytest.raises(ValueError, match="cannot be represented in torch.float32.*float64"):
+        ExpFamMixture("Normal", 2, random_state=0).fit(_two_blobs(1e8)[0].astype(np.float32))
+    m64 = ExpFamMixture("MultivariateNormal", 2, random_state=0).fit(_two_blobs(1e8)[0])
+    X8, y8 = _two_blobs(1e8, seed=1)
+    assert adjusted_rand_score(y8, m64.predict(X8)) == 1.0

@@ -14,11 +14,16 @@ import warnings
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pyro_expfam.mixture import GaussianMixture
+from pyro_expfam.mixture import ExpFamMixture, GaussianMixture
 from pyro_expfam.util import ConvergenceWarning
 
 ESTIMATORS = [
-    GaussianMixture(2, covariance_type=ct, max_iter=20, random_state=0) for ct in ("full", "tied", "diag", "spherical")
+    *(GaussianMixture(2, covariance_type=ct, max_iter=20, random_state=0)
+      for ct in ("full", "tied", "diag", "spherical")),
+    # MultivariateNormal by name: its event size comes from the data; Poisson and Bernoulli get scikit-learn's
+    # non-negative integer ("categorical") data, Exponential its non-negative data (positive_only)
+    *(ExpFamMixture(family, 2, max_iter=20, random_state=0)
+      for family in ("Normal", "MultivariateNormal", "Poisson", "Bernoulli", "Exponential")),
 ]
 
 
@@ -29,6 +34,8 @@ def _quiet():
         yield
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: est._expected_failed_checks())
+# xfail_strict: a declared failure that passes is an error, so the declarations stay exact
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: est._expected_failed_checks(),
+                         xfail_strict=True)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
