@@ -505,11 +505,38 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
             if low:  # decide in float64 whether the product really leaves the space
                 return self._product_in_float64(dim, keepdim, weights)
             raise
-        result = _unchecked_from_natural_params(type(self), *new_eta, **self._fixed_params())
+        result = _unchecked_from_natural_params(type(self), *new_eta, **self._reduced_fixed_params(bdim, keepdim))
         log_norm = self._log_normalizer(*new_eta) - (w * self._log_normalizer(*eta)).sum(bdim, keepdim=keepdim)
         if self._carrier_constant:
             log_norm = log_norm + (total - 1) * self._carrier_constant
         return result, log_norm
+
+    def _reduced_fixed_params(self, bdim: int, keepdim: bool) -> dict:
+        """
+        The fixed parameters of the product along batch dimension ``bdim``
+        (negative): each must be constant along it (a product of Laplace
+        densities with different ``loc`` is not a Laplace density).
+        """
+        out = {}
+        for key, val in self._fixed_params().items():
+            if not torch.is_tensor(val) or val.dim() == 0:
+                out[key] = val
+                continue
+            v = val.expand(self.batch_shape)
+            if v.shape[bdim] == 0:
+                raise ValueError(
+                    f"the empty product of {type(self).__name__} densities has no {key} (it is not a "
+                    f"{type(self).__name__})"
+                )
+            first = v.narrow(bdim, 0, 1)
+            if not bool((v == first).all()):
+                raise ValueError(
+                    f"product of {type(self).__name__} densities with different {key} along dim {bdim}: "
+                    f"the family holds {key} fixed, and the product of members with different {key} is "
+                    "not in the family"
+                )
+            out[key] = first if keepdim else first.squeeze(bdim)
+        return out
 
     def _product_in_float64(
         self, dim: int, keepdim: bool, weights: Tensor | None

@@ -43,6 +43,7 @@ class Independent(dist.Independent):
 
     Example::
 
+        >>> from pyro_expfam.distributions import Normal
         >>> d = Normal(torch.tensor([[0.0, 1.0], [2.0, 3.0]]), torch.ones(2, 2)).to_event(1)
         >>> type(d).__name__, tuple(d.batch_shape), tuple(d.event_shape)
         ('Independent', (2,), (2,))
