@@ -4,7 +4,7 @@
 Truncated stick-breaking Dirichlet-process mixtures with conjugate emissions:
 
 - :mod:`~pyro_expfam.mixture.dpmm.emissions`, :mod:`~pyro_expfam.mixture.dpmm.gaussian`: conjugate
-  emission families in natural parameters (Gaussian unit/spherical/diag/full, Bernoulli, categorical, Poisson);
+  emission families in natural parameters (Gaussian unit/spherical/diag/full/tied, Bernoulli, categorical, Poisson);
 - :mod:`~pyro_expfam.mixture.dpmm.cavi`: exact-ELBO coordinate ascent (with merge moves) and stochastic
   natural-gradient VI;
 - :mod:`~pyro_expfam.mixture.dpmm.model`: the Pyro model/guide pair for ``SVI`` + ``TraceEnum_ELBO``;
@@ -24,7 +24,13 @@ from .cavi import (
 )
 from .emissions import BernoulliEmission, CategoricalEmission, ConjugateEmission, PoissonEmission
 from .estimator import DirichletProcessMixture, make_emission
-from .gaussian import DiagGaussianEmission, FullGaussianEmission, SphericalGaussianEmission, UnitGaussianEmission
+from .gaussian import (
+    DiagGaussianEmission,
+    FullGaussianEmission,
+    SphericalGaussianEmission,
+    TiedGaussianEmission,
+    UnitGaussianEmission,
+)
 from .model import DPMixtureModel, mix_weights
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "PoissonEmission",
     "SphericalGaussianEmission",
     "SufficientStatistics",
+    "TiedGaussianEmission",
     "UnitGaussianEmission",
     "cavi_pass",
     "elbo",
