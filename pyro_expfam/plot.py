@@ -132,10 +132,10 @@ def plot_gaussian_mixture(
 
     Give either a fitted ``model`` with ``means_`` and ``covariances_`` (and optionally
     ``weights_`` and ``covariance_type``: :class:`~pyro_expfam.mixture.gaussian.GaussianMixture`,
-    :class:`~pyro_expfam.mixture.dpmm.estimator.DirichletProcessMixture`, scikit-learn's
-    mixtures), or ``means`` and ``covariances`` directly.  Covariances may be in any of
-    scikit-learn's layouts: ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diagonal or ``(K,)``
-    spherical.
+    :class:`~pyro_expfam.mixture.dpmm.estimator.DirichletProcessMixture`, including its
+    ``"unit"`` covariance, scikit-learn's mixtures), or ``means`` and ``covariances`` directly.
+    Covariances may be in any of scikit-learn's layouts: ``(K, D, D)`` full, ``(D, D)`` tied,
+    ``(K, D)`` diagonal or ``(K,)`` spherical.
 
     :param model: a fitted Gaussian mixture, or ``None`` when ``means`` and ``covariances`` are given.
     :param X: optional data ``(N, D)`` to scatter underneath, coloured by ``labels`` (default:
@@ -166,16 +166,18 @@ def plot_gaussian_mixture(
     if model is not None:
         if means is not None or covariances is not None:
             raise ValueError("give either model or means and covariances, not both")
-        if not hasattr(model, "means_") or not hasattr(model, "covariances_"):
+        unit = getattr(model, "covariance_type", None) == "unit"  # DirichletProcessMixture: identity covariances
+        if not hasattr(model, "means_") or not (unit or hasattr(model, "covariances_")):
             raise ValueError(
                 f"model ({type(model).__name__}) is not a fitted Gaussian mixture: it has no means_ and "
                 "covariances_ (call fit first)"
             )
-        means, covariances = model.means_, model.covariances_
+        means = model.means_
+        covariances = np.eye(np.shape(means)[-1]) if unit else model.covariances_
         if weights is None:
             weights = getattr(model, "weights_", None)
         if covariance_type is None:
-            covariance_type = getattr(model, "covariance_type", None)
+            covariance_type = "tied" if unit else getattr(model, "covariance_type", None)
     elif means is None or covariances is None:
         raise ValueError("give a fitted model, or both means and covariances")
     mu = _array(means, "means", ndim=2)

@@ -118,6 +118,12 @@ def test_sklearn_and_dpmm_mixtures_with_min_weight():
     weights = np.asarray(torch.as_tensor(dp.weights_).cpu())
     ax = plot_gaussian_mixture(dp, min_weight=0.05)
     assert sum(isinstance(p, Ellipse) for p in ax.patches) == int((weights >= 0.05).sum()) == 2
+    unit = DirichletProcessMixture(n_components=4, covariance_type="unit", random_state=0, max_iter=30).fit(X)
+    ax = plot_gaussian_mixture(unit, X, min_weight=0.05)
+    ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
+    assert len(ellipses) == 2
+    for e in ellipses:  # identity covariance: circles of radius n_std
+        assert e.width == pytest.approx(4.0) and e.height == pytest.approx(4.0)
 
 
 def test_gaussian_mixture_bad_input():
