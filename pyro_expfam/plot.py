@@ -250,9 +250,10 @@ def plot_gaussian_mixture(
 def _points_by_clusters(values: Any, name: str, order: Any, max_points: int | None) -> np.ndarray:
     arr = _array(values, name, ndim=2)
     if order is not None:
-        idx = np.asarray(torch.as_tensor(order).cpu() if torch.is_tensor(order) else order, dtype=np.int64)
-        if sorted(idx.tolist()) != list(range(arr.shape[1])):
-            raise ValueError(f"order must be a permutation of the {arr.shape[1]} clusters, got {idx.tolist()}")
+        idx = np.asarray(order.cpu() if torch.is_tensor(order) else order, dtype=np.int64).reshape(-1)
+        K = arr.shape[1]
+        if len(set(idx.tolist())) != len(idx) or len(idx) == 0 or idx.min() < 0 or idx.max() >= K:
+            raise ValueError(f"order must list distinct cluster indices in [0, {K}), got {idx.tolist()}")
         arr = arr[:, idx]
     if max_points is not None:
         if max_points < 1:
@@ -274,8 +275,8 @@ def plot_memberships(
     points (columns), for an overlapping mixture (``membership_probs``) or any soft assignment.
 
     :param probs: membership probabilities ``(N, K)`` in :math:`[0, 1]`.
-    :param order: a permutation of the clusters (e.g. from
-        :func:`~pyro_expfam.models.overlapping.match_clusters`) to show them in.
+    :param order: the clusters to show, in this order (a permutation, e.g. from
+        :func:`~pyro_expfam.models.overlapping.match_clusters`, or a selection).
     :param int max_points: show only the first ``max_points`` points.
     :param bool colorbar: add a colour bar.
     :param ax: the Axes to draw on (default: a new figure).
@@ -321,7 +322,7 @@ def plot_membership_sets(
     :param Z: membership sets ``(N, K)`` of 0/1 (or booleans).
     :param truth: optional reference sets ``(N, K)`` (e.g. the planted memberships), already
         matched to ``Z``'s clusters (``order`` is applied to ``Z`` only).
-    :param order: a permutation of ``Z``'s clusters to show them in.
+    :param order: ``Z``'s clusters to show, in this order (a permutation or a selection).
     :param int max_points: show only the first ``max_points`` points.
     :param ax: the Axes to draw on (default: a new figure).
     :returns: the Axes, holding one image (plus one marker line for the disagreements with ``truth``).

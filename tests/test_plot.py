@@ -165,6 +165,8 @@ def test_membership_heat_map_shows_the_probabilities_clusters_by_points():
     assert len(ax.figure.axes) == 2  # the heat-map and its colour bar
     ax = plot_memberships(probs.numpy(), colorbar=False)
     assert len(ax.figure.axes) == 1
+    ax = plot_memberships(probs, order=torch.tensor([2]), colorbar=False)  # a selection of clusters
+    np.testing.assert_allclose(ax.images[0].get_array(), probs[:, [2]].T.numpy(), rtol=1e-6)
 
 
 def test_membership_heat_map_bad_input():
@@ -172,8 +174,10 @@ def test_membership_heat_map_bad_input():
         plot_memberships(torch.tensor([[1.5, 0.0]]))
     with pytest.raises(ValueError, match="2-dimensional"):
         plot_memberships(torch.tensor([0.5, 0.5]))
-    with pytest.raises(ValueError, match="permutation"):
+    with pytest.raises(ValueError, match="distinct cluster indices"):
         plot_memberships(torch.tensor([[0.5, 0.5]]), order=[0, 0])
+    with pytest.raises(ValueError, match=r"distinct cluster indices in \[0, 2\)"):
+        plot_memberships(torch.tensor([[0.5, 0.5]]), order=[2])
     with pytest.raises(ValueError, match="max_points"):
         plot_memberships(torch.tensor([[0.5, 0.5]]), max_points=0)
 
