@@ -16,16 +16,21 @@ from .exp_family import ExponentialFamily, bregman_kl, product, weighted_product
 from .exponential import Exponential
 from .gamma import Gamma
 from .geometric import Geometric
+from .half_normal import HalfNormal
 from .independent import Independent, product_along_axis
 from .inverse_gamma import InverseGamma
 from .kl import register_closed_form_kls
+from .laplace import Laplace
 from .log_normal import LogNormal
 from .multinomial import Multinomial
 from .multivariate_normal import MultivariateNormal
+from .negative_binomial import NegativeBinomial
 from .normal import Normal
 from .one_hot_categorical import OneHotCategorical
+from .pareto import Pareto
 from .poisson import Poisson
 from .von_mises import VonMises
+from .weibull import Weibull
 from .wishart import Wishart
 
 #: Every family shipped by this package, in alphabetical order.
@@ -40,14 +45,19 @@ FAMILIES = (
     Exponential,
     Gamma,
     Geometric,
+    HalfNormal,
     InverseGamma,
+    Laplace,
     LogNormal,
     Multinomial,
     MultivariateNormal,
+    NegativeBinomial,
     Normal,
     OneHotCategorical,
+    Pareto,
     Poisson,
     VonMises,
+    Weibull,
     Wishart,
 )
 
@@ -66,15 +76,20 @@ __all__ = [
     "FAMILIES",
     "Gamma",
     "Geometric",
+    "HalfNormal",
     "Independent",
     "InverseGamma",
+    "Laplace",
     "LogNormal",
     "Multinomial",
     "MultivariateNormal",
+    "NegativeBinomial",
     "Normal",
     "OneHotCategorical",
+    "Pareto",
     "Poisson",
     "VonMises",
+    "Weibull",
     "Wishart",
     "bregman_kl",
     "product",

@@ -506,7 +506,8 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
                 return self._product_in_float64(dim, keepdim, weights)
             raise
         result = _unchecked_from_natural_params(type(self), *new_eta, **self._reduced_fixed_params(bdim, keepdim))
-        log_norm = self._log_normalizer(*new_eta) - (w * self._log_normalizer(*eta)).sum(bdim, keepdim=keepdim)
+        # the product's own log normaliser (its fixed parameters are reduced along dim, e.g. Pareto's scale)
+        log_norm = result._log_normalizer(*new_eta) - (w * self._log_normalizer(*eta)).sum(bdim, keepdim=keepdim)
         if self._carrier_constant:
             log_norm = log_norm + (total - 1) * self._carrier_constant
         return result, log_norm

@@ -18,7 +18,9 @@ families and for every mixed pair (ours with torch's class of a family, in
 both orders; Pyro's classes are subclasses of torch's), exactly one function:
 
 - the closed form torch or Pyro registers for the two torch classes, when there
-  is one (including cross-family ones such as ``(Beta, Normal)``);
+  is one (including cross-family ones such as ``(Beta, Normal)``), except
+  torch's generic pair of transformed distributions within one family, which
+  needs equal transforms (two Weibulls of different scales are refused by it);
 - otherwise, within one family, the exact Bregman divergence
   :func:`~pyro_expfam.distributions.bregman_kl` (closed-form mean parameters,
   works under ``no_grad``), after converting a torch/Pyro argument to our class;
@@ -84,6 +86,10 @@ def register_closed_form_kls(families: Iterable[type]) -> None:
         for b in families:
             ta, tb = torch_of[a], torch_of[b]
             fn = _closed_form(ta, tb) if ta is not None and tb is not None else None
+            if ta is tb and fn is _torch_kl._kl_transformed_transformed:
+                # torch's generic transformed pair needs equal transforms: it refuses two Weibulls of
+                # different scales; the Bregman divergence is exact for every pair of one family
+                fn = None
             if fn is None:
                 fn = _bregman_within(a) if ta is tb else _no_closed_form
             chosen.append((a, b, ta, tb, fn))

@@ -207,6 +207,48 @@ FIXTURES = [
     ),
 ]
 
+FIXTURES += [
+    Fixture(
+        "HalfNormal",
+        lambda s, g: {"scale": _u(s, g, 0.5, 1.5)},
+        "exact",
+        grid=_linspace(0.0, 30.0),
+        bad_params={"scale": torch.tensor([-1.0])},
+    ),
+    Fixture(
+        "Laplace",
+        lambda s, g: {"loc": torch.tensor(0.5, dtype=torch.float64), "scale": _u(s, g, 0.5, 1.5)},
+        "exact",
+        # the density has a kink at loc = 0.5, a grid point: trapezoid error O(h^2) on each side
+        grid=lambda: torch.linspace(-59.5, 60.5, 24001, dtype=torch.float64),
+        bad_params={"loc": torch.tensor([0.0]), "scale": torch.tensor([-1.0])},
+        fixed=("loc",),
+    ),
+    Fixture(
+        "Pareto",
+        lambda s, g: {"scale": torch.tensor(1.5, dtype=torch.float64), "alpha": _u(s, g, 1.5, 3.5)},
+        "exact",
+        # support [1.5, inf): the grid starts at the jump; geometric spacing for the power-law tail
+        grid=lambda: 1.5 * torch.linspace(0.0, 14.0, 40001, dtype=torch.float64).exp(),
+        bad_params={"scale": torch.tensor([1.0]), "alpha": torch.tensor([-1.0])},
+        fixed=("scale",),
+    ),
+    Fixture(
+        "Weibull",
+        lambda s, g: {"scale": _u(s, g, 0.5, 1.5), "concentration": torch.tensor(1.7, dtype=torch.float64)},
+        "refused",
+        bad_params={"scale": torch.tensor([-1.0]), "concentration": torch.tensor([1.0])},
+        fixed=("concentration",),
+    ),
+    Fixture(
+        "NegativeBinomial",
+        lambda s, g: {"total_count": torch.tensor(3.0, dtype=torch.float64), "logits": _n(s, g, 0.5)},
+        "refused",
+        bad_params={"total_count": torch.tensor(3.0), "probs": torch.tensor([1.5])},
+        fixed=("total_count",),
+    ),
+]
+
 FIXTURE_IDS = [f.name for f in FIXTURES]
 
 

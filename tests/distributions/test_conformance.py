@@ -169,7 +169,9 @@ def test_weighted_product_matches_selection(fixture: Fixture):
     w = torch.tensor([1.0, 0.0, 1.0, 1.0], dtype=torch.float64)
     weighted = d.product_along_axis(0, keepdim=False, weights=w)
     idx = torch.tensor([0, 2, 3])
-    selected = type(d)._from_natural_params(*(p[idx] for p in d._expanded_natural_params()), **d._fixed_params())
+    fixed = {k: (v.expand(d.batch_shape)[idx] if torch.is_tensor(v) and v.dim() else v)
+             for k, v in d._fixed_params().items()}
+    selected = type(d)._from_natural_params(*(p[idx] for p in d._expanded_natural_params()), **fixed)
     plain = selected.product_along_axis(0, keepdim=False)
     for a, b in zip(weighted._natural_params, plain._natural_params, strict=True):
         _close(a, b)
