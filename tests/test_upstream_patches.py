@@ -14,6 +14,7 @@ only when neither ``git`` nor ``patch`` is installed.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pathlib
@@ -46,13 +47,53 @@ COVERED = {
     "Poisson": "Poisson",
 }
 
+#: Factors (constructor arguments, float64) whose products along the last batch dimension are compared.
+FACTORS = {
+    "Normal": {"loc": [0.0, 2.0, -1.0], "scale": [1.0, 0.5, 2.0]},
+    "Bernoulli": {"logits": [1.5, -0.5, 3.0]},
+    "ContinuousBernoulli": {"logits": [0.3, -2.0, 1.0]},
+    "Exponential": {"rate": [0.5, 2.0, 3.0]},
+    "Gamma": {"concentration": [1.5, 2.0, 3.0], "rate": [1.0, 0.5, 2.0]},
+    "Chi2": {"df": [3.0, 4.0, 5.0]},
+    "Beta": {"concentration1": [2.0, 4.0, 0.7], "concentration0": [3.0, 1.5, 2.2]},
+    "Dirichlet": {"concentration": [[2.0, 4.0], [3.0, 1.5], [1.5, 2.0]]},
+    "Wishart": {
+        "df": [4.0, 5.0, 3.0],
+        "scale_tril": [[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [1.0, 1.0]]],
+    },
+}
+#: The parameters of each product that are compared (the product of Chi2 densities is a Gamma).
+PRODUCT_PARAMS = {
+    "Normal": ("loc", "scale"),
+    "Bernoulli": ("logits",),
+    "ContinuousBernoulli": ("logits",),
+    "Exponential": ("rate",),
+    "Gamma": ("concentration", "rate"),
+    "Chi2": ("concentration", "rate"),
+    "Beta": ("concentration1", "concentration0"),
+    "Dirichlet": ("concentration",),
+    "Wishart": ("df", "precision_matrix"),
+}
+
+
+def _products(namespace, factors: dict, params: dict) -> dict:
+    """The products of ``factors`` built with the classes of ``namespace``: type name and parameters."""
+    out = {}
+    for name, kwargs in factors.items():
+        d = getattr(namespace, name)(**{k: torch.tensor(v, dtype=torch.double) for k, v in kwargs.items()})
+        prod = d.product_along_axis(-1, keepdim=False)
+        out[name] = {"type": type(prod).__name__, "params": {k: getattr(prod, k).tolist() for k in params[name]}}
+    return out
+
+
 # Run in the subprocess: resolve torch.distributions to the patched copy, run the series'
-# tests (torch's TestCase), then write the patched products of fixed factors as JSON.
+# tests (torch's TestCase), then write the products of FACTORS with the patched torch classes
+# and with pyro_expfam's classes (imported on top of the patched torch) as JSON.
 _RUNNER = textwrap.dedent(
-    r'''
+    r"""
     import importlib.abc, importlib.util, json, os, runpy, sys, types, unittest
 
-    PATCHED, TEST_FILE, OUT = sys.argv[1:4]
+    PATCHED, TEST_FILE, SPEC, OUT = sys.argv[1:5]
 
 
     class PatchedDistributions(importlib.abc.MetaPathFinder):
@@ -85,44 +126,25 @@ _RUNNER = textwrap.dedent(
     suite = unittest.defaultTestLoader.loadTestsFromTestCase(namespace["TestExponentialFamilyProducts"])
     result = unittest.TextTestRunner(stream=sys.stdout, verbosity=1).run(suite)
 
-    D, dd = torch.distributions, torch.double
-    t = lambda *v: torch.tensor(v, dtype=dd)  # noqa: E731
-    tril = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [1.0, 1.0]]], dtype=dd)
-    factors = {
-        "Normal": D.Normal(t(0.0, 2.0, -1.0), t(1.0, 0.5, 2.0)),
-        "Bernoulli": D.Bernoulli(logits=t(1.5, -0.5, 3.0)),
-        "ContinuousBernoulli": D.ContinuousBernoulli(logits=t(0.3, -2.0, 1.0)),
-        "Exponential": D.Exponential(t(0.5, 2.0, 3.0)),
-        "Gamma": D.Gamma(t(1.5, 2.0, 3.0), t(1.0, 0.5, 2.0)),
-        "Chi2": D.Chi2(t(3.0, 4.0, 5.0)),
-        "Beta": D.Beta(t(2.0, 4.0, 0.7), t(3.0, 1.5, 2.2)),
-        "Dirichlet": D.Dirichlet(t(2.0, 4.0, 3.0, 1.5, 1.5, 2.0).reshape(3, 2)),
-        "Wishart": D.Wishart(t(4.0, 5.0, 3.0), scale_tril=tril),
+    spec = json.load(open(SPEC))
+    products = {}
+    exec(spec["products_source"], products)
+    import pyro_expfam.distributions
+
+    out = {
+        "tests_run": result.testsRun,
+        "ok": result.wasSuccessful(),
+        "torch": products["_products"](torch.distributions, spec["factors"], spec["params"]),
+        "expfam": products["_products"](pyro_expfam.distributions, spec["factors"], spec["params"]),
     }
-    params = {
-        "Normal": ("loc", "scale"),
-        "Bernoulli": ("logits",),
-        "ContinuousBernoulli": ("logits",),
-        "Exponential": ("rate",),
-        "Gamma": ("concentration", "rate"),
-        "Chi2": ("concentration", "rate"),  # the product of Chi2 densities is a Gamma
-        "Beta": ("concentration1", "concentration0"),
-        "Dirichlet": ("concentration",),
-        "Wishart": ("df", "precision_matrix"),
-    }
-    out = {"tests_run": result.testsRun, "ok": result.wasSuccessful(), "products": {}}
-    for name, d in factors.items():
-        prod = d.product_along_axis(-1, keepdim=False)
-        values = {k: getattr(prod, k).tolist() for k in params[name]}
-        out["products"][name] = {"type": type(prod).__name__, "params": values}
     try:
-        D.Poisson(t(3.0, 10.0, 2.0)).product_along_axis()
+        torch.distributions.Poisson(torch.tensor([3.0, 10.0, 2.0])).product_along_axis()
         out["poisson"] = "accepted"
     except NotImplementedError as e:
         out["poisson"] = str(e)
     with open(OUT, "w") as f:
         json.dump(out, f)
-    '''
+    """
 )
 
 
@@ -160,10 +182,12 @@ def patched(tmp_path_factory) -> pathlib.Path:
 def patched_run(patched, tmp_path_factory) -> dict:
     """Run the series' tests and the products of fixed factors on the patched copy, in a subprocess."""
     work = tmp_path_factory.mktemp("torch_upstream_run")
-    runner, out = work / "runner.py", work / "out.json"
+    runner, spec, out = work / "runner.py", work / "spec.json", work / "out.json"
     runner.write_text(_RUNNER)
+    source = "import torch\n\n" + inspect.getsource(_products)
+    spec.write_text(json.dumps({"factors": FACTORS, "params": PRODUCT_PARAMS, "products_source": source}))
     proc = subprocess.run(
-        [sys.executable, str(runner), str(patched), str(patched / TEST_FILE), str(out)],
+        [sys.executable, str(runner), str(patched), str(patched / TEST_FILE), str(spec), str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -220,32 +244,21 @@ def test_patched_poisson_refuses(patched_run):
         expfam.Poisson(torch.tensor([3.0, 10.0, 2.0])).product_along_axis()
 
 
-_FACTORS = {
-    "Normal": lambda t: expfam.Normal(t(0.0, 2.0, -1.0), t(1.0, 0.5, 2.0)),
-    "Bernoulli": lambda t: expfam.Bernoulli(logits=t(1.5, -0.5, 3.0)),
-    "ContinuousBernoulli": lambda t: expfam.ContinuousBernoulli(logits=t(0.3, -2.0, 1.0)),
-    "Exponential": lambda t: expfam.Exponential(t(0.5, 2.0, 3.0)),
-    "Gamma": lambda t: expfam.Gamma(t(1.5, 2.0, 3.0), t(1.0, 0.5, 2.0)),
-    "Chi2": lambda t: expfam.Chi2(t(3.0, 4.0, 5.0)),
-    "Beta": lambda t: expfam.Beta(t(2.0, 4.0, 0.7), t(3.0, 1.5, 2.2)),
-    "Dirichlet": lambda t: expfam.Dirichlet(t(2.0, 4.0, 3.0, 1.5, 1.5, 2.0).reshape(3, 2)),
-    "Wishart": lambda t: expfam.Wishart(
-        t(4.0, 5.0, 3.0),
-        scale_tril=torch.tensor(
-            [[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [1.0, 1.0]]], dtype=torch.double
-        ),
-    ),
-}
+@pytest.fixture(scope="module")
+def expfam_products() -> dict:
+    return _products(expfam, FACTORS, PRODUCT_PARAMS)
 
 
-@pytest.mark.parametrize("family", sorted(_FACTORS))
-def test_patched_products_agree_with_pyro_expfam(patched_run, family):
-    def t(*values):
-        return torch.tensor(values, dtype=torch.double)
-
-    ours = _FACTORS[family](t).product_along_axis(-1, keepdim=False)
-    theirs = patched_run["products"][family]
-    # Chi2 products (rate n/2) are Gammas on both sides
-    assert theirs["type"] == type(ours).__name__
-    for name, value in theirs["params"].items():
-        torch.testing.assert_close(getattr(ours, name), torch.tensor(value, dtype=torch.double), msg=name)
+@pytest.mark.parametrize("family", sorted(FACTORS))
+def test_patched_products_agree_with_pyro_expfam(patched_run, expfam_products, family):
+    ours = expfam_products[family]
+    # torch's patched classes, and pyro_expfam's classes on top of the patched torch
+    for where in ("torch", "expfam"):
+        theirs = patched_run[where][family]
+        assert theirs["type"] == ours["type"], where
+        for name, value in theirs["params"].items():
+            torch.testing.assert_close(
+                torch.tensor(value, dtype=torch.double),
+                torch.tensor(ours["params"][name], dtype=torch.double),
+                msg=f"{where}: {family}.{name}",
+            )

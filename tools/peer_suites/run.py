@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for suite in ("pyro", "torch") if args.suite == "all" else (args.suite,):
         dest = workdir / suite
-        if not args.reuse:
+        # a run of our classes alone reuses the fetched tests and the baseline of an earlier run
+        refetch = not args.reuse and (args.classes != "ours" or not (dest / "SOURCE").exists())
+        if refetch:
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
             if suite == "pyro":
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             "files": paths,
             "torch": torch.__version__,
             "pyro": pyro.__version__,
-            "seconds": seconds or results.get(suite, {}).get("seconds", {}),
+            "seconds": {**results.get(suite, {}).get("seconds", {}), **seconds},
             **entry,
         }
         results[suite] = entry
