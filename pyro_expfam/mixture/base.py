@@ -553,8 +553,9 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         self._fitted = True
         if not best_conv and max_iter > 0:
             warnings.warn(
-                f"{type(self).__name__}: the best of {n_init} initialisation(s) did not converge in "
-                f"max_iter={max_iter} iterations (tol={self.tol}); try a larger max_iter or tol",
+                "Best performing initialization did not converge. Try different init parameters, or increase "
+                f"max_iter, tol, or check for degenerate data. ({type(self).__name__}: the best of {n_init} "
+                f"initialisation(s) ran max_iter={max_iter} iterations with tol={self.tol})",
                 ConvergenceWarning,
                 stacklevel=4,
             )
@@ -622,7 +623,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         """
         self._check_is_fitted()
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}. The sampling requires at least one sample "
+                             "(n_samples must be a positive int).")
         generator = torch_generator(self.random_state)
         w = self._weights().detach().to("cpu", torch.float64)
         labels = torch.multinomial(w / w.sum(), int(n_samples), replacement=True, generator=generator)

@@ -46,10 +46,10 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 
 def _ill_defined(dtype: torch.dtype) -> str:
-    msg = (
+    msg = (  # scikit-learn's message
         "Fitting the mixture model failed because some components have ill-defined empirical covariance "
-        "(for instance caused by singleton or collapsed samples, or singular data). Try to decrease the "
-        "number of components, increase reg_covar, or scale the input data."
+        "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
+        "increase reg_covar, or scale the input data."
     )
     if dtype != torch.float64:
         msg += " Passing float64 data instead of float32 also improves numerical accuracy."
@@ -392,32 +392,42 @@ class GaussianMixture(BaseMixture):
             raise ValueError(f"reg_covar must be a finite non-negative number, got {r!r}")
         K, D = int(self.n_components), X.shape[1]
         self._weights_init = self._means_init = self._precisions_init = None
+        # the messages are scikit-learn's (prefixed with the argument's name), which tools and users match
         if self.weights_init is not None:
             w = _as_param(self.weights_init, "weights_init", X)
             if w.shape != (K,):
-                raise ValueError(f"weights_init must have shape ({K},), got {tuple(w.shape)}")
+                raise ValueError(f"weights_init: The parameter 'weights' should have the shape of ({K},), but got "
+                                 f"{tuple(w.shape)}")
+            lo, hi = float(w.min()), float(w.max())
+            if lo < 0 or hi > 1:
+                raise ValueError(f"weights_init: The parameter 'weights' should be in the range [0, 1], but got "
+                                 f"max value {hi:.5f}, min value {lo:.5f}")
             atol = 1e-6 if X.dtype == torch.float32 else 1e-8
-            if bool((w < 0).any()) or bool((w > 1).any()) or abs(float(w.sum()) - 1.0) > atol:
-                raise ValueError("weights_init must lie in [0, 1] and sum to 1")
+            if abs(float(w.sum()) - 1.0) > atol:
+                raise ValueError(f"weights_init: The parameter 'weights' should be normalized, but got "
+                                 f"sum(weights) = {float(w.sum()):.5f} (it must sum to 1)")
             self._weights_init = w
         if self.means_init is not None:
             m = _as_param(self.means_init, "means_init", X)
             if m.shape != (K, D):
-                raise ValueError(f"means_init must have shape ({K}, {D}), got {tuple(m.shape)}")
+                raise ValueError(f"means_init: The parameter 'means' should have the shape of ({K}, {D}), but got "
+                                 f"{tuple(m.shape)}")
             self._means_init = m
         if self.precisions_init is not None:
             p = _as_param(self.precisions_init, "precisions_init", X)
-            shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[self.covariance_type]
+            ct = self.covariance_type
+            shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
             if p.shape != shape:
                 raise ValueError(
-                    f"precisions_init must have shape {shape} for covariance_type={self.covariance_type!r}, "
-                    f"got {tuple(p.shape)}"
+                    f"precisions_init: The parameter '{ct} precision' should have the shape of {shape}, but got "
+                    f"{tuple(p.shape)} (covariance_type={ct!r})"
                 )
-            if self.covariance_type in ("full", "tied"):
-                if not torch.allclose(p, p.mT):
-                    raise ValueError("precisions_init must be symmetric")
+            if ct in ("full", "tied"):
+                pd = torch.allclose(p, p.mT) and bool((torch.linalg.cholesky_ex(p)[1] == 0).all())
+                if not pd:
+                    raise ValueError(f"precisions_init: '{ct} precision' should be symmetric, positive-definite")
             elif bool((p <= 0).any()):
-                raise ValueError("precisions_init must be positive")
+                raise ValueError(f"precisions_init: '{ct} precision' should be positive")
             self._precisions_init = p
         warm = bool(self.warm_start) and self._is_fitted()
         if warm and self._means_c.shape[1] != D:
