@@ -45,8 +45,6 @@ _PENDING_DOCTESTS = [
     "pyro_expfam/torch_patch.py",
     "pyro_expfam/mixture/em.py",
     "pyro_expfam/mixture/gaussian.py",
-    "pyro_expfam/mixture/dpmm/estimator.py",
-    "pyro_expfam/mixture/dpmm/model.py",
     "pyro_expfam/models/overlapping/fit.py",
 ]
 collect_ignore = [] if os.environ.get("PYRO_EXPFAM_ALL_DOCTESTS") else _PENDING_DOCTESTS

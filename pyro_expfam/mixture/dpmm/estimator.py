@@ -568,8 +568,8 @@ class DirichletProcessMixture(BaseMixture):
             >>> from pyro_expfam.datasets.blobs import make_blobs
             >>> X, _ = make_blobs(500, 2, 3, random_state=0, dtype=torch.float64)
             >>> est = DirichletProcessMixture(6, random_state=0).fit(X)
-            >>> est.elbo(X) == est.lower_bound_
-            True
+            >>> round(est.elbo(X), 3), round(est.lower_bound_, 3)  # converged: the last iteration's bound
+            (-4.673, -4.673)
         """
         self._check_is_fitted()
         X = self._validate_data(X, reset=False)

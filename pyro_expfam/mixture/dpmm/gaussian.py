@@ -74,11 +74,11 @@ def check_resolution(X64: Tensor, dtype: torch.dtype) -> None:
 
     Example::
 
-        >>> X = torch.randn(100, 2, dtype=torch.float64) + 1e8
+        >>> X = 1e8 + torch.linspace(-20, 20, 50, dtype=torch.float64).unsqueeze(1)
         >>> check_resolution(X.float().double(), torch.float32)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: X is float32 and its feature(s) [0, 1] vary by less than 8 float32 spacings (about 11.9 here)...
+        ValueError: X is float32 and its feature(s) [0] vary by less than 8 float32 spacings (about 11.9 here)...
         >>> check_resolution(X, torch.float64)
     """
     if X64.shape[0] < 2:

@@ -27,13 +27,22 @@ e.g. ``AutoNormal(poutine.block(m.model, hide=[m.z_name]))``.
 
 Example::
 
+    >>> from pyro.infer import SVI, TraceEnum_ELBO
+    >>> from pyro_expfam.datasets.blobs import make_blobs
+    >>> from pyro_expfam.mixture.dpmm import FullGaussianEmission, stick_posterior
+    >>> X, _ = make_blobs(200, 2, 3, random_state=0)
     >>> em = FullGaussianEmission()
-    >>> em.setup(X)
-    >>> m = DPMixtureModel(em, n_components=10, alpha=1.0)
+    >>> phi0 = em.setup(X)
+    >>> m = DPMixtureModel(em, n_components=5, alpha=1.0)
+    >>> counts = torch.full((5,), 40.0)
+    >>> T, _ = em.sufficient_statistics(X)
+    >>> m.set_variational_params(em.update(phi0, counts[:, None] * T[:5], counts), stick_posterior(counts, 1.0))
     >>> svi = SVI(m.model, m.guide, pyro.optim.Adam({"lr": 0.02}), TraceEnum_ELBO(max_plate_nesting=1))
-    >>> for _ in range(500):
-    ...     svi.step(X)
+    >>> losses = [svi.step(X) for _ in range(5)]
     >>> phi, sticks = m.variational_params()   # natural parameters, comparable with CAVI
+    >>> phi.shape, sticks.shape
+    (torch.Size([5, 7]), torch.Size([4, 2]))
+    >>> m.clear_params()
 """
 
 from __future__ import annotations
