@@ -102,7 +102,7 @@ class Chi2(ExponentialFamily, dist.Chi2):
         return cls(2.0 * half_df, **fixed)
 
     def _product_with_log_normalizer(
-        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
+        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None, log_normalizer: bool = True
     ) -> tuple[Gamma, Tensor]:
         # The product leaves the family (carrier -x/2 is not linear in log x); it is the Gamma with
         # natural parameters (sum_i w_i eta_i, -W/2) in Gamma's (alpha - 1, -beta) convention.

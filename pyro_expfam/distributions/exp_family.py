@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import numbers
 from collections.abc import Sequence
 from typing import TypeVar
@@ -92,11 +93,13 @@ def _overflowed(d: torch.distributions.Distribution, tensors: Sequence[Tensor]) 
         t = torch.as_tensor(t)
         if not t.is_floating_point():
             continue
-        if bool(torch.isnan(t).any()):
+        a = t.abs()
+        normal = (a >= torch.finfo(t.dtype).tiny) | (a == 0)  # False for NaN and subnormals
+        if bool((normal & (a < math.inf)).all()):  # one synchronisation in the common case
+            continue
+        if not bool(normal.all()):
             return True
-        if bool(((t != 0) & (t.abs() < torch.finfo(t.dtype).tiny)).any()):
-            return True
-        has_inf = has_inf or bool(torch.isinf(t).any())
+        has_inf = True
     if not has_inf:
         return False
     args = type(d)._constructor_args(d).values()
@@ -473,7 +476,9 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         dim: int = -1,
         keepdim: bool = True,
         weights: Tensor | None = None,
-    ) -> tuple[ExponentialFamily, Tensor]:
+        log_normalizer: bool = True,
+    ) -> tuple[ExponentialFamily, Tensor | None]:
+        """The product along ``dim`` and its ``log Z`` (``None`` unless ``log_normalizer``)."""
         if self._product_refusal is not None:
             raise NotImplementedError(
                 f"The normalised product of {type(self).__name__} densities is not a "
@@ -485,7 +490,7 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         low = dtype in _LOW_PRECISION
         if low and _overflowed(self, eta):
             # e.g. float32 Normal scales of 1e-20 or 1e20: the natural parameters over/underflow
-            return self._product_in_float64(dim, keepdim, weights)
+            return self._product_in_float64(dim, keepdim, weights, log_normalizer)
         w = self._product_weights(weights, eta[0])
         total = w.sum(bdim, keepdim=keepdim)  # W
         shift = self._carrier_shift
@@ -498,14 +503,16 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
                 q = q + (total - 1).reshape(total.shape + (1,) * r) * c
             new_eta.append(q)
         if low and _overflowed(self, new_eta):
-            return self._product_in_float64(dim, keepdim, weights)
+            return self._product_in_float64(dim, keepdim, weights, log_normalizer)
         try:
             type(self)._check_natural_params(*new_eta, what="natural parameters of the product")
         except ValueError:
             if low:  # decide in float64 whether the product really leaves the space
-                return self._product_in_float64(dim, keepdim, weights)
+                return self._product_in_float64(dim, keepdim, weights, log_normalizer)
             raise
         result = _unchecked_from_natural_params(type(self), *new_eta, **self._reduced_fixed_params(bdim, keepdim))
+        if not log_normalizer:
+            return result, None
         # the product's own log normaliser (its fixed parameters are reduced along dim, e.g. Pareto's scale)
         log_norm = result._log_normalizer(*new_eta) - (w * self._log_normalizer(*eta)).sum(bdim, keepdim=keepdim)
         if self._carrier_constant:
@@ -540,17 +547,17 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         return out
 
     def _product_in_float64(
-        self, dim: int, keepdim: bool, weights: Tensor | None
-    ) -> tuple[ExponentialFamily, Tensor]:
+        self, dim: int, keepdim: bool, weights: Tensor | None, log_normalizer: bool = True
+    ) -> tuple[ExponentialFamily, Tensor | None]:
         """
         The product computed in float64 and cast back to this distribution's
         dtype; refused (``ValueError``) only when the result is not representable.
         """
         dtype = self._expanded_natural_params()[0].dtype
         w = None if weights is None else torch.as_tensor(weights).to(torch.float64)
-        result, log_norm = _astype(self, torch.float64)._product_with_log_normalizer(dim, keepdim, w)
+        result, log_norm = _astype(self, torch.float64)._product_with_log_normalizer(dim, keepdim, w, log_normalizer)
         what = f"the normalised product ({type(result).__name__}, computed in float64)"
-        return _astype(result, dtype, what=what), log_norm.to(dtype)
+        return _astype(result, dtype, what=what), (None if log_norm is None else log_norm.to(dtype))
 
     def product_along_axis(
         self: _EF, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
@@ -580,7 +587,7 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
             >>> p.batch_shape, p.loc, p.scale
             (torch.Size([1]), tensor([1.]), tensor([0.7071]))
         """
-        return self._product_with_log_normalizer(dim, keepdim, weights)[0]
+        return self._product_with_log_normalizer(dim, keepdim, weights, log_normalizer=False)[0]
 
     def bregman_kl(self, other: ExponentialFamily, mean_parameters: Sequence[Tensor] | None = None) -> Tensor:
         r"""

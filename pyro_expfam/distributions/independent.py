@@ -61,8 +61,8 @@ class Independent(dist.Independent):
         return _to_event(self, reinterpreted_batch_ndims)
 
     def _product_with_log_normalizer(
-        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
-    ) -> tuple[Independent, Tensor]:
+        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None, log_normalizer: bool = True
+    ) -> tuple[Independent, Tensor | None]:
         base = self.base_dist
         if not hasattr(base, "_product_with_log_normalizer"):
             raise TypeError(
@@ -87,8 +87,8 @@ class Independent(dist.Independent):
                     f"weights of shape {tuple(w.shape)} do not broadcast to batch_shape {tuple(self.batch_shape)}"
                 ) from e
             weights = w.reshape(w.shape + (1,) * r)
-        prod, log_norm = base._product_with_log_normalizer(bdim, keepdim, weights)
-        return Independent(prod, r), log_norm.sum(tuple(range(-r, 0)))
+        prod, log_norm = base._product_with_log_normalizer(bdim, keepdim, weights, log_normalizer)
+        return Independent(prod, r), (None if log_norm is None else log_norm.sum(tuple(range(-r, 0))))
 
     def product_along_axis(self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None) -> Independent:
         r"""
@@ -101,7 +101,7 @@ class Independent(dist.Independent):
         :param Tensor weights: optional exponents broadcastable to ``batch_shape``.
         :raises ValueError: if ``dim`` is not a batch dimension (event dimensions never reduce).
         """
-        return self._product_with_log_normalizer(dim, keepdim, weights)[0]
+        return self._product_with_log_normalizer(dim, keepdim, weights, log_normalizer=False)[0]
 
     def conjugate_update(self, other: Independent) -> tuple[Independent, Tensor]:
         """

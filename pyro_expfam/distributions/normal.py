@@ -47,9 +47,11 @@ class Normal(ExponentialFamily, dist.Normal):
         return cls(eta1 / precision, precision.rsqrt(), **fixed)
 
     def _product_with_log_normalizer(
-        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None
-    ) -> tuple[Normal, Tensor]:
-        result, _ = super()._product_with_log_normalizer(dim, keepdim, weights)
+        self, dim: int = -1, keepdim: bool = True, weights: Tensor | None = None, log_normalizer: bool = True
+    ) -> tuple[Normal, Tensor | None]:
+        result, _ = super()._product_with_log_normalizer(dim, keepdim, weights, log_normalizer=False)
+        if not log_normalizer:
+            return result, None
         # log Z = A(eta_prod) - sum_i w_i A(eta_i) from the ordinary parameters, in float64: the
         # mu^2 / (2 sigma^2) terms of A cancel into -1/2 sum_i lambda_i (mu_i - mu)^2 with
         # lambda_i = w_i / sigma_i^2 (from natural parameters, scales of 1e-20 would leave log Z = 0)
