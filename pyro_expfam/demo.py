@@ -19,6 +19,14 @@ from .models.overlapping.demo import demo
 __all__ = ["main"]
 
 
+def _have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> float:
     """
     Command-line entry point; returns the membership accuracy.
@@ -34,13 +42,21 @@ def main(argv: Sequence[str] | None = None) -> float:
     parser.add_argument("--clusters", type=int, default=4, help="number of planted bars (default 4)")
     parser.add_argument("--steps", type=int, default=1000, help="maximum SVI steps (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--figure", default="pyro_expfam_demo.png", help="where to save the figure")
+    parser.add_argument(
+        "--figure", default="pyro_expfam_demo.png", help="where to save the figure (skipped without matplotlib)"
+    )
     parser.add_argument("--no-figure", action="store_true", help="do not save a figure")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     for name in ("points", "clusters", "steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be a positive integer")
+    figure = None if args.no_figure else args.figure
+    if figure is not None and not _have_matplotlib():  # say so before fitting, not after
+        if figure != parser.get_default("figure"):
+            parser.error('--figure needs matplotlib: pip install "pyro_expfam[plot]" (or pass --no-figure)')
+        print('matplotlib is not installed: no figure will be saved (pip install "pyro_expfam[plot]" for one)')
+        figure = None
     return demo(
         num_points=args.points,
         num_clusters=args.clusters,
@@ -48,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> float:
         num_steps=args.steps,
         seed=args.seed,
         progress=not args.no_progress,
-        figure=None if args.no_figure else args.figure,
+        figure=figure,
     )
 
 

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """
 A plain ``pip install .`` has no matplotlib (it is the ``plot`` extra): every public module must
-import without it, and the README demonstration must run without it when no figure is asked for.
-Each check runs in a fresh interpreter in which ``import matplotlib`` fails.
+import without it, and the README demonstration must run without it (the default figure is then
+skipped with a note; a figure asked for with ``--figure`` is refused before fitting).  Each check
+runs in a fresh interpreter in which ``import matplotlib`` fails.
 """
 
 from __future__ import annotations
@@ -57,8 +58,15 @@ def test_modules_import_and_demo_runs_without_matplotlib():
         runpy.run_module("pyro_expfam.demo", run_name="__main__")
         """
     )
-    out = _run(code, "--points", "60", "--steps", "30", "--no-figure", "--no-progress")
+    # a figure asked for explicitly: refused before fitting (argparse's exit status 2)
+    demo_only = (
+        'import runpy; sys.argv[0] = "pyro_expfam.demo"; runpy.run_module("pyro_expfam.demo", run_name="__main__")'
+    )
+    out = _run(demo_only, "--figure", os.devnull)
+    assert out.returncode == 2 and "--figure needs matplotlib" in out.stderr, out.stderr
+    out = _run(code, "--points", "60", "--steps", "30", "--no-progress")  # the default figure: skipped with a note
     assert f"imported {len(names)} modules" in out.stdout, out.stderr
+    assert "matplotlib is not installed: no figure" in out.stdout, out.stdout
     # the demo exits with status 1 when the tiny fit misses its accuracy target; a missing import is a traceback
     assert out.returncode in (0, 1), out.stderr
     assert "Traceback" not in out.stderr, out.stderr
