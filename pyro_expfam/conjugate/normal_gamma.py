@@ -98,6 +98,10 @@ class NormalGamma(ExponentialFamily, pdist.TorchDistribution):
         )
         super().__init__(self.loc.shape, torch.Size([2]), validate_args=validate_args)
 
+    @classmethod
+    def _constructor_args(cls, d) -> dict:
+        return {"loc": d.loc, "precision_scale": d.precision_scale, "concentration": d.concentration, "rate": d.rate}
+
     def expand(self, batch_shape, _instance=None) -> NormalGamma:
         new = self._get_checked_instance(NormalGamma, _instance)
         batch_shape = torch.Size(batch_shape)

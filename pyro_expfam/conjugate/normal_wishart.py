@@ -133,6 +133,10 @@ class NormalWishart(ExponentialFamily, pdist.TorchDistribution):
         self.scale_tril = tril.expand(batch_shape + (d, d))
         super().__init__(batch_shape, torch.Size([d + 1, d]), validate_args=validate_args)
 
+    @classmethod
+    def _constructor_args(cls, d) -> dict:
+        return {"loc": d.loc, "precision_scale": d.precision_scale, "df": d.df, "scale_tril": d.scale_tril}
+
     def expand(self, batch_shape, _instance=None) -> NormalWishart:
         new = self._get_checked_instance(NormalWishart, _instance)
         batch_shape = torch.Size(batch_shape)
