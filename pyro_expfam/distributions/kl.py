@@ -77,6 +77,20 @@ def register_closed_form_kls(families: Iterable[type]) -> None:
     module docstring).
 
     :param families: :mod:`pyro_expfam.distributions` family classes.
+
+    Example (run at import for :data:`~pyro_expfam.distributions.FAMILIES`)::
+
+        >>> import torch
+        >>> from torch.distributions import kl_divergence
+        >>> from pyro_expfam.distributions import MultivariateNormal, VonMises
+        >>> p = MultivariateNormal(torch.zeros(2), torch.eye(2))
+        >>> q = torch.distributions.MultivariateNormal(torch.ones(2), 2 * torch.eye(2))
+        >>> with torch.no_grad():
+        ...     kl_divergence(p, q)          # torch's closed form, also for the mixed pair
+        tensor(0.6931)
+        >>> v, w = VonMises(torch.tensor(0.0), torch.tensor(1.0)), VonMises(torch.tensor(1.0), torch.tensor(2.0))
+        >>> kl_divergence(v, w)              # no closed form in torch: the Bregman divergence
+        tensor(0.5521)
     """
     families = list(families)
     torch_of = {cls: _torch_family_class(cls) for cls in families}
