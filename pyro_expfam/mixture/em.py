@@ -192,11 +192,27 @@ class ExpFamMixture(BaseMixture):
     :param dtype: floating dtype to fit in (default: the data's floating dtype,
         else ``torch.get_default_dtype()``).
 
-    Example::
+    Fitted attributes and predictions are numpy arrays when ``X`` was a numpy
+    array, tensors when it was a tensor (``components_`` is always a torch
+    distribution).  ``Normal`` and ``MultivariateNormal`` components are fitted
+    in coordinates centred at the training data's mean (the fit's shift, which
+    every method subtracts from new data), so float32 data far from the origin
+    keep their precision; data float32 cannot represent are refused with a
+    message suggesting float64.
 
-        >>> X = torch.cat([torch.poisson(torch.full((500, 3), 2.0)), torch.poisson(torch.full((500, 3), 20.0))])
-        >>> m = ExpFamMixture(Poisson, n_components=2, random_state=0).fit(X)
-        >>> m.components_.rate          # ~[[2, 2, 2], [20, 20, 20]] up to order
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.poisson(2.0, (500, 3)), rng.poisson(20.0, (500, 3))])
+    >>> m = ExpFamMixture("Poisson", n_components=2, random_state=0).fit(X)
+    >>> m.components_.rate.sort(0).values.round()
+    tensor([[ 2.,  2.,  2.],
+            [20., 20., 20.]], dtype=torch.float64)
+    >>> labels = m.predict(np.array([[1, 2, 3], [19, 22, 20]]))
+    >>> labels.dtype, bool(labels[0] != labels[1])
+    (dtype('int64'), True)
+    >>> mvn = ExpFamMixture("MultivariateNormal", 2, random_state=0).fit(rng.normal(size=(200, 2)) + [1e4, 0])
+    >>> mvn.components_.event_shape, mvn.weights_.shape
+    (torch.Size([2]), (2,))
     """
 
     def __init__(
