@@ -40,28 +40,34 @@ def demo(
         with ``prior="ibp"`` the truncation is ``2 * num_clusters``).
     :param int side: image side (``D = side^2`` pixels).
     :param str prior: ``"finite"`` (point estimates) or ``"ibp"`` (mean-field, grown).
-    :param int num_steps: SVI steps (per growth stage for the IBP).
-    :param int seed: random seed (data and fit).
-    :param bool progress: show a progress bar.
+    :param int num_steps: maximum SVI steps per initialisation (``max_iter``; also per growth stage for the IBP).
+    :param int seed: random seed (data and fit's ``random_state``).
+    :param bool progress: show a progress bar per initialisation (and growth stage).
     :param bool verbose: print the report.
     :param str figure: if given, save a figure of the truth against what was
         recovered (bars and membership heat-maps) to this path (needs matplotlib).
     :returns: membership accuracy in [0, 1].
     """
     data = make_overlapping_bars(num_points, num_clusters, side=side, seed=seed)
+    n_init = 1 if prior == "ibp" else 2
+    common = dict(max_iter=num_steps, random_state=seed, verbose=progress, n_init=n_init)
     if prior == "ibp":
-        model = OverlappingMixture("bernoulli", 2 * num_clusters, prior="ibp", guide="mean_field")
+        model = OverlappingMixture("bernoulli", 2 * num_clusters, prior="ibp", guide="mean_field", **common)
     else:
-        model = OverlappingMixture("bernoulli", num_clusters, prior=prior)
-    model.fit(data.X, num_steps=num_steps, seed=seed, progress=progress, n_init=2 if prior != "ibp" else 1)
-    z_hat = model.map_sets(data.X)
+        model = OverlappingMixture("bernoulli", num_clusters, prior=prior, **common)
+    model.fit(data.X)
+    z_hat = model.predict(data.X)
     perm, accuracy = match_clusters(data.Z, z_hat)
     if verbose:
         learned = model.cluster_distributions().probs > 0.5
-        usage = model.membership_probs(data.X).sum(0)
+        usage = model.predict_proba(data.X).sum(0)
         active = int((usage >= 0.05 * num_points).sum())
+        steps = f"{model.n_iter_} SVI steps"
+        if model.n_grow_iter_:
+            steps += f" after {model.n_grow_iter_} steps growing it cluster by cluster"
+        kept = f"the best of {n_init} initialisations" if n_init > 1 else "one initialisation"
         print(f"{num_points} images of {side}x{side} pixels, {num_clusters} planted bars, 1-2 bars per image")
-        print(f"fitted {model.num_clusters} clusters ({prior} prior) in {model.n_steps_} SVI steps; {active} active")
+        print(f"fitted {model.n_components} clusters ({prior} prior), {kept}: {steps}; {active} active")
         print("truth vs learned (pixels with P(on) > 0.5):")
         rows = [[] for _ in range(side + 1)]
         for k in range(num_clusters):
@@ -79,7 +85,7 @@ def demo(
         print("members per bar, learned: ", [int(v) for v in found_sizes])
         print(f"membership accuracy: {accuracy:.1%} of {data.Z.numel()} entries")
     if figure is not None:
-        probs = model.membership_probs(data.X)
+        probs = model.predict_proba(data.X)
         _save_figure(figure, data, model.cluster_distributions().probs, probs, perm, side)
         if verbose:
             print(f"figure saved to {figure}")

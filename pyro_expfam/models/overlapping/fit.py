@@ -1,389 +1,1079 @@
 # Copyright Contributors to the pyro_expfam project.
 # SPDX-License-Identifier: Apache-2.0
 """
-:class:`OverlappingMixture`: the overlapping mixture model with a small
-fitting API (SVI with a progress bar, loss history, early stopping, seeds and
-generators, minibatches by subsampling the data plate, save/load/resume).
+:class:`OverlappingMixture`: the overlapping mixture model as a scikit-learn
+estimator on the shared template :class:`~pyro_expfam.mixture.base.BaseMixture`,
+fitted by Pyro's :class:`~pyro.infer.SVI` with any :mod:`pyro.optim` optimiser.
+
+The estimator *holds* an :class:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel`
+(the plain Pyro model/guide pair) as the fitted attribute ``model_``; hyper-parameters
+live in the constructor, as in scikit-learn.
+
+Design notes (for the contributors who plug in initialisations and model options):
+
+- initial guide parameters come from :data:`INIT_STRATEGIES`, a registry of
+  functions ``(model, X, generator) -> params`` selected by the ``init_params``
+  hyper-parameter (or a callable passed directly); register new ones with
+  :func:`register_init_strategy`;
+- ``model_options`` (a dict) is passed to the
+  :class:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel`
+  constructor as keyword arguments;
+- one iteration of the template loop (``max_iter``) is one SVI step;
+- every fit runs in a private Pyro param store (the global one is restored
+  afterwards, also when the fit is interrupted) and in a forked torch RNG
+  re-seeded from the estimator's generator at every step, so two estimators
+  never share parameters and the global RNG is never touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import importlib
 import math
-import os
+import numbers
 import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import numpy as np
 import pyro
+import pyro.optim
 import torch
-from pyro.infer import Trace_ELBO, TraceEnum_ELBO
+from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
+from pyro.optim import PyroOptim
+from pyro.optim.lr_scheduler import PyroLRScheduler
 from torch import Tensor
 
 from ... import distributions as _distributions
-from ...util import ConvergenceWarning, NotFittedError, _iter_batches, progress_bar
+from ...mixture.base import BaseMixture
+from ...util import ConvergenceWarning, check_float_resolution, progress_bar
 from . import families as _families
 from . import generic as _generic
 from . import priors as _priors
+from .generic import make_cluster_family
 from .model import OverlappingMixtureModel
 
-__all__ = ["OverlappingMixture"]
+__all__ = ["INIT_STRATEGIES", "OverlappingMixture", "register_init_strategy"]
 
-_FORMAT_VERSION = 1
 #: enumerated (points x sets) entries per step above which ``batch_size="auto"`` subsamples
 _AUTO_ENTRIES = 2**26
 
+#: ``init_params`` strategies: ``name -> fn(model, X, generator) -> dict of initial guide parameters``
+INIT_STRATEGIES: dict[str, Callable[[OverlappingMixtureModel, Tensor, torch.Generator], dict[str, Tensor]]] = {
+    # the family's own initialisation (k-means++ seeds or small random logits), see OverlappingMixtureModel.init_params
+    "auto": lambda model, X, generator: model.init_params(X, generator),
+}
 
-class OverlappingMixture(OverlappingMixtureModel):
-    r"""
-    Overlapping mixture model (Heller & Ghahramani 2007) with a fitting API.
+# old argument names -> what replaces them (constructor hyper-parameters)
+_RENAMED = {
+    "num_clusters": "n_components",
+    "num_steps": "max_iter",
+    "seed": "random_state",
+    "generator": "random_state",
+    "progress": "verbose",
+    "resume": "warm_start",
+    "lr": "optimizer (e.g. optimizer=pyro.optim.Adam({'lr': 0.05}))",
+    "name": "model_options={'name': ...}",
+}
+_FIT_HYPER = (
+    "batch_size", "tol", "patience", "n_init", "objective", "num_particles", "grow", "min_usage", "max_iter",
+    "random_state", "verbose", "warm_start", "optimizer",
+)  # fmt: skip
+_GAUSSIAN_FAMILIES = (_families.NormalClusters, _families.MultivariateNormalClusters)
 
-    Constructor arguments are those of
-    :class:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel`.
-    After :meth:`fit`: ``params_`` (guide parameters), ``loss_history_``
-    (negative ELBO per step, on the scale of the full data), ``n_steps_``,
-    ``converged_``, and the methods :meth:`membership_probs`,
-    :meth:`map_sets`, :meth:`log_likelihood`, :meth:`cluster_distributions`,
-    :meth:`sample`, :meth:`save`, :meth:`load`.
 
-    Example::
+def register_init_strategy(
+    name: str, fn: Callable[[OverlappingMixtureModel, Tensor, torch.Generator], dict[str, Tensor]]
+) -> None:
+    """
+    Register an initialisation strategy for ``OverlappingMixture(init_params=name)``.
 
-        >>> from pyro_expfam.datasets.overlapping import make_overlapping_bars
-        >>> data = make_overlapping_bars(num_points=500, seed=0)
-        >>> m = OverlappingMixture("bernoulli", num_clusters=4).fit(data.X, seed=0)
-        >>> m.map_sets(data.X)          # (500, 4) 0/1 memberships
+    :param str name: the strategy's name.
+    :param fn: ``fn(model, X, generator) -> params``: initial guide parameters
+        (the dict :meth:`OverlappingMixtureModel.init_params` returns) for the
+        set-up ``model`` on the (centred) data tensor ``X``, drawing randomness
+        only from the CPU ``generator``.
+
+    >>> register_init_strategy("auto_copy", INIT_STRATEGIES["auto"])
+    >>> "auto_copy" in INIT_STRATEGIES
+    True
+    >>> del INIT_STRATEGIES["auto_copy"]
+    """
+    if not isinstance(name, str) or not callable(fn):
+        raise TypeError("register_init_strategy needs a name (str) and a callable fn(model, X, generator)")
+    INIT_STRATEGIES[name] = fn
+
+
+def _resolve_init(init_params) -> Callable:
+    if callable(init_params):
+        return init_params
+    if isinstance(init_params, str) and init_params in INIT_STRATEGIES:
+        return INIT_STRATEGIES[init_params]
+    raise ValueError(
+        f"init_params must be one of {sorted(INIT_STRATEGIES)} or a callable fn(model, X, generator), "
+        f"got {init_params!r}"
+    )
+
+
+def _refuse_renamed(where: str, kwargs: dict) -> None:
+    for key in kwargs:
+        if key in _RENAMED:
+            raise TypeError(
+                f"OverlappingMixture{where} got the old argument {key!r}: it is now the constructor "
+                f"hyper-parameter {_RENAMED[key]}"
+            )
+        if where == ".fit()" and key in _FIT_HYPER:
+            raise TypeError(
+                f"OverlappingMixture.fit() got {key!r}: it is now a constructor hyper-parameter, "
+                f"OverlappingMixture(..., {key}=...) or est.set_params({key}=...)"
+            )
+    if kwargs:
+        raise TypeError(f"OverlappingMixture{where} got unexpected keyword argument(s) {sorted(kwargs)}")
+
+
+# ---------------------------------------------------------------------------- #
+# plain-data descriptions of families, priors and optimisers (for save/load)
+# ---------------------------------------------------------------------------- #
+def _family_spec(family: _families.ClusterFamily) -> dict[str, Any]:
+    spec: dict[str, Any] = {"class": type(family).__name__, "config": dict(family.config())}
+    if isinstance(family, _generic.ExpFamClusters):
+        t = family._template
+        spec["template"] = {
+            "class": type(t).__name__,
+            "natural_params": [p.detach().clone() for p in t._expanded_natural_params()],
+            "fixed": {k: torch.as_tensor(v) for k, v in t._fixed_params().items()},
+        }
+    return spec
+
+
+def _family_from_spec(spec: dict) -> _families.ClusterFamily:
+    name = spec.get("class")
+    cls = getattr(_families, name, None) or getattr(_generic, name, None)
+    if not isinstance(cls, type) or not issubclass(cls, _families.ClusterFamily):
+        raise ValueError(f"family: unknown cluster family {name!r}")
+    config = dict(spec.get("config", {}))
+    if cls is _generic.ExpFamClusters:
+        tmpl = spec["template"]
+        dist_cls = getattr(_distributions, tmpl["class"], None)
+        if not isinstance(dist_cls, type) or not issubclass(dist_cls, _distributions.ExponentialFamily):
+            raise ValueError(f"family: unknown exponential family {tmpl['class']!r}")
+        template = dist_cls._from_natural_params(*tmpl["natural_params"], **tmpl["fixed"])
+        return cls(template, **config)
+    return cls(**config)
+
+
+def _prior_spec(prior) -> Any:
+    if isinstance(prior, _priors.MembershipPrior):
+        return {"class": type(prior).__name__, "alpha": prior.alpha}
+    return prior
+
+
+def _optimizer_spec(optimizer) -> Any:
+    if not isinstance(optimizer, PyroOptim):
+        return optimizer
+    args, clip = optimizer.pt_optim_args, optimizer.pt_clip_args
+    if callable(args) or callable(clip):
+        return None  # per-parameter callables cannot be stored as plain data
+    cls = optimizer.pt_optim_constructor
+    spec = {"optimizer": f"{cls.__module__}:{cls.__qualname__}", "optim_args": dict(args), "clip_args": dict(clip)}
+    if isinstance(optimizer, PyroLRScheduler):
+        sch = optimizer.pt_scheduler_constructor
+        spec["scheduler"] = f"{sch.__module__}:{sch.__qualname__}"
+        spec["scheduler_args"] = dict(optimizer.kwargs)
+    return spec
+
+
+def _import_class(path: str) -> type:
+    module, _, qualname = path.partition(":")
+    if not (module.startswith("torch.optim") or module.startswith("pyro.optim")) or not qualname.isidentifier():
+        raise ValueError(f"optimizer: refusing to import {path!r} (only torch.optim and pyro.optim classes)")
+    return getattr(importlib.import_module(module), qualname)
+
+
+def _make_optimizer(optimizer) -> PyroOptim:
+    """A fresh (stateless) copy of the ``optimizer`` hyper-parameter; the user's object is never mutated."""
+    if optimizer is None:
+        return pyro.optim.Adam({"lr": 0.05})
+    if isinstance(optimizer, dict):
+        try:
+            optim_cls = _import_class(optimizer["optimizer"])
+            args, clip = dict(optimizer.get("optim_args", {})), dict(optimizer.get("clip_args", {}))
+            if optimizer.get("scheduler"):
+                spec = {"optimizer": optim_cls, "optim_args": args, **optimizer.get("scheduler_args", {})}
+                return PyroLRScheduler(_import_class(optimizer["scheduler"]), spec, clip)
+            return PyroOptim(optim_cls, args, clip)
+        except (KeyError, AttributeError, ImportError, TypeError) as e:
+            raise ValueError(f"optimizer: not a valid optimiser description {optimizer!r} ({e})") from e
+    if isinstance(optimizer, PyroOptim):
+        fresh = copy.copy(optimizer)
+        fresh.optim_objs, fresh.grad_clip, fresh._state_waiting_to_be_consumed = {}, {}, {}
+        if isinstance(optimizer, PyroLRScheduler):
+            fresh.kwargs = dict(optimizer.kwargs)
+        return fresh
+    raise ValueError(
+        "optimizer must be a pyro.optim optimiser or scheduler (e.g. pyro.optim.Adam({'lr': 0.05}) or "
+        "pyro.optim.ExponentialLR({'optimizer': torch.optim.Adam, 'optim_args': {'lr': 0.05}, 'gamma': 0.99})), "
+        f"or None for Adam with lr 0.05; got {type(optimizer).__name__}"
+    )
+
+
+def _clone_state(obj):
+    """Deep copy of an optimiser state dict with every tensor cloned (the live state is updated in place)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone_state(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_clone_state(v) for v in obj)
+    return obj
+
+
+@contextlib.contextmanager
+def _private_param_store() -> Iterator[None]:
+    """Run with an empty Pyro param store; the previous content is put back afterwards, whatever happens."""
+    store = pyro.get_param_store()
+    saved = store.get_state()
+    store.clear()
+    try:
+        yield
+    finally:
+        store.clear()
+        store.set_state(saved)
+
+
+# ---------------------------------------------------------------------------- #
+# one SVI run
+# ---------------------------------------------------------------------------- #
+class _Stopper:
+    """Early stopping on the (smoothed) loss: ``patience`` steps without a relative improvement of ``tol``."""
+
+    def __init__(self, tol: float, patience: int, smooth: bool):
+        self.tol, self.patience, self.smooth = tol, patience, smooth
+        self.best, self.since_best, self.smoothed, self.converged = math.inf, 0, None, False
+
+    def update(self, loss: float) -> bool:
+        self.smoothed = loss if self.smoothed is None or not self.smooth else 0.9 * self.smoothed + 0.1 * loss
+        if self.tol > 0:
+            if self.smoothed < self.best - self.tol * abs(self.best if math.isfinite(self.best) else self.smoothed):
+                self.best, self.since_best = self.smoothed, 0
+            else:
+                self.since_best += 1
+                self.converged = self.since_best >= self.patience
+        return self.converged
+
+    def state(self) -> dict:
+        return {"best": self.best, "since_best": self.since_best, "smoothed": self.smoothed}
+
+    def load(self, state: dict) -> None:
+        self.best, self.since_best, self.smoothed = state["best"], state["since_best"], state["smoothed"]
+
+
+class _SVIRun:
+    """
+    SVI on one :class:`OverlappingMixtureModel` (inside the estimator's private
+    param store): minibatches drawn from ``generator`` (one permutation per
+    epoch), the guide's randomness re-seeded from ``generator`` at every step,
+    a scheduler stepped once per epoch, and the whole state (optimiser,
+    permutation position, counters) exportable for a bit-identical resume.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.loss_history_: list[float] = []
-        self.n_steps_ = 0
-        self.converged_ = False
-        self._optim_state: dict | None = None
+    def __init__(self, est: OverlappingMixture, model: OverlappingMixtureModel, X: Tensor, generator):
+        self.model, self.X, self.generator = model, X, generator
+        model._clear_param_store()  # the guide starts from model.params_, not from an earlier run's store entries
+        self.n = X.shape[0]
+        self.batch_size = est._batch_size_for(model, self.n)
+        self.optim = _make_optimizer(est.optimizer)
+        self.is_scheduler = isinstance(self.optim, PyroLRScheduler)
+        self.plateau = self.is_scheduler and issubclass(
+            self.optim.pt_scheduler_constructor, torch.optim.lr_scheduler.ReduceLROnPlateau
+        )
+        particles = int(est.num_particles)
+        if est.objective == "enum":
+            elbo = TraceEnum_ELBO(max_plate_nesting=1, num_particles=particles, vectorize_particles=particles > 1)
+            fn = model.model
+        else:
+            elbo = Trace_ELBO(max_plate_nesting=1, num_particles=particles, vectorize_particles=particles > 1)
+            fn = model.marginal_model
+        self.svi = SVI(fn, model.guide, self.optim, elbo)
+        self.sampled = model.guide_type == "mean_field"  # a MAP guide and enumerated memberships draw nothing
+        self.stopper = _Stopper(
+            float(est.tol), int(est.patience), self.batch_size is not None or model.guide_type == "mean_field"
+        )
+        self.perm: Tensor | None = None
+        self.pos = 0
+        self.steps = 0
+        self.epoch_loss = 0.0
+        self.epoch_len = 1 if self.batch_size is None else math.ceil(self.n / self.batch_size)
 
-    def fit(
+    def step(self) -> float:
+        subsample = None
+        if self.batch_size is not None:
+            if self.perm is None or self.pos >= self.n:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
+            subsample = self.perm[self.pos : self.pos + self.batch_size].to(self.X.device)
+            self.pos += self.batch_size
+        if self.sampled:  # the guide draws from torch's RNG (forked by fit): seed it from the estimator's generator
+            _seed_device_rng(int(torch.randint(2**62, (1,), generator=self.generator)), self.X.device)
+        try:
+            loss = self.svi.step(self.X, subsample=subsample)
+        except ValueError as e:
+            if "invalid values" in str(e) or "nan" in str(e).lower():
+                raise FloatingPointError(
+                    f"OverlappingMixture: the parameters became NaN or infinite at SVI step {self.steps + 1} "
+                    "(the optimisation diverged): lower the learning rate (optimizer=pyro.optim.Adam({'lr': ...})) "
+                    "or fit in float64"
+                ) from e
+            raise
+        self.steps += 1
+        self.epoch_loss += loss / self.epoch_len
+        if self.steps % self.epoch_len == 0:
+            if self.is_scheduler:
+                self.optim.step(self.epoch_loss) if self.plateau else self.optim.step()
+            self.epoch_loss = 0.0
+        return loss
+
+    def params(self) -> dict[str, Tensor]:
+        store = pyro.get_param_store()
+        return {
+            k: store[self.model._param_name(k)].detach().clone() if self.model._param_name(k) in store else v.clone()
+            for k, v in self.model.params_.items()
+        }
+
+    def state(self) -> dict[str, Any]:
+        store = pyro.get_param_store()
+        optim = {}
+        for key in self.model.params_:
+            name = self.model._param_name(key)
+            leaf = store._params.get(name)
+            if leaf is not None and leaf in self.optim.optim_objs:
+                optim[key] = _clone_state(_optim_state_dict(self.optim.optim_objs[leaf]))
+        return {
+            "optim": optim,
+            "perm": None if self.perm is None else self.perm.clone(),
+            "pos": self.pos,
+            "steps": self.steps,
+            "epoch_loss": self.epoch_loss,
+            "stopper": self.stopper.state(),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        self.optim.set_state({self.model._param_name(k): _clone_state(v) for k, v in state["optim"].items()})
+        self.perm, self.pos = state["perm"], int(state["pos"])
+        self.steps, self.epoch_loss = int(state["steps"]), float(state["epoch_loss"])
+        self.stopper.load(state["stopper"])
+
+
+def _optim_state_dict(optimizer) -> dict:
+    if hasattr(optimizer, "optimizer"):  # a torch scheduler wrapping its optimiser, as pyro.optim stores it
+        return {"scheduler": optimizer.state_dict(), "optimizer": optimizer.optimizer.state_dict()}
+    return optimizer.state_dict()
+
+
+def _seed_device_rng(seed: int, device: torch.device) -> None:
+    """Seed the global RNG(s) the guide draws from: the CPU one, and the data's CUDA device's (only that one)."""
+    torch.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        torch.cuda.default_generators[
+            device.index if device.index is not None else torch.cuda.current_device()
+        ].manual_seed(seed)
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_real(value, name: str, low: float, high: float = math.inf, strict_low: bool = True) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if strict_low else value >= low) and value < high
+    if not ok:
+        bounds = f"{'>' if strict_low else '>='} {low}" + (f" and < {high}" if math.isfinite(high) else "")
+        raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
+    return float(value)
+
+
+def _rowwise(fn: Callable[[Tensor], Tensor], X: Tensor) -> Tensor:
+    """``fn(X)`` for a per-point function, also for a single point (the Gaussian families' data checks want 2 rows)."""
+    return fn(X) if X.shape[0] != 1 else fn(X.expand(2, *X.shape[1:]))[:1]
+
+
+def _data_ndim(family: _families.ClusterFamily) -> int:
+    """Dimensions of a data set for ``family``: ``(N,) + point shape``."""
+    if isinstance(family, _families.CategoricalClusters) and family.one_hot:
+        return 3
+    if isinstance(family, _generic.ExpFamClusters):
+        t = family._template
+        return 1 + len(t.batch_shape + t.event_shape)
+    return 2
+
+
+# ---------------------------------------------------------------------------- #
+# the estimator
+# ---------------------------------------------------------------------------- #
+class _RefuseRenamed:
+    """Names the new hyper-parameter when an old argument name is passed to the constructor."""
+
+    def __new__(cls, *args, **kwargs):
+        _refuse_renamed("()", {k: v for k, v in kwargs.items() if k in _RENAMED})
+        return super().__new__(cls)
+
+
+class OverlappingMixture(BaseMixture, _RefuseRenamed):
+    r"""
+    Overlapping mixture model (Heller & Ghahramani 2007) as a scikit-learn
+    estimator: each point belongs to a *set* of clusters and follows the
+    normalised product of their densities (see
+    :class:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel`,
+    held after fitting as ``model_``, for the model itself).
+
+    Fitted by Pyro's :class:`~pyro.infer.SVI` (one iteration = one SVI step)
+    with the membership sets summed out exactly, ``n_init`` restarts keeping
+    the best final ELBO, early stopping, minibatches and, for the IBP prior,
+    growth cluster by cluster.  Fitting leaves Pyro's global param store and
+    torch's global random generator as they were (also when interrupted), and
+    commits its result only when it finishes: an interrupted refit leaves the
+    previous fit intact.  ``warm_start=True`` continues a fit (in memory or
+    after :meth:`save`/:meth:`load`) bit-identically: optimiser state,
+    minibatch position and generator state are kept.
+
+    Outputs follow the input of :meth:`fit`: numpy arrays for numpy input,
+    tensors on the data's device for tensor input.
+
+    :param family: cluster family: ``"bernoulli"`` (binary features),
+        ``"normal"`` (diagonal Gaussians), ``"normal_full"``,
+        ``"categorical"``, ``"one_hot_categorical"``, a
+        :class:`~pyro_expfam.models.overlapping.families.ClusterFamily`
+        instance (to set its hyperparameters; it is copied, never modified),
+        or an :class:`~pyro_expfam.distributions.ExponentialFamily` instance
+        whose product is exact.  Gaussian families are fitted on data centred
+        by its mean (``offset_``), which keeps float32 accurate far from 0.
+    :param int n_components: number of clusters ``K`` (truncation level of the IBP).
+    :param prior: ``"finite"`` or ``"ibp"`` (or a
+        :class:`~pyro_expfam.models.overlapping.priors.MembershipPrior`).
+    :param float alpha: concentration of the membership prior.
+    :param int max_set_size: ``None`` for exact enumeration of all ``2^K``
+        membership sets (``K <= 16``); ``m`` to enumerate the sets of size
+        ``<= m`` only (a lower bound; for large ``K``).
+    :param str guide: ``"map"`` (point estimates) or ``"mean_field"`` (a Normal
+        per global site; with the IBP prior it prunes superfluous clusters).
+    :param int max_iter: maximum number of SVI steps per initialisation (and
+        per growth stage).
+    :param float tol: early stopping: stop when the loss (smoothed for
+        stochastic fits) has not improved by more than ``tol * |loss|`` for
+        ``patience`` steps; ``tol=0`` runs all ``max_iter`` steps.
+    :param int patience: see ``tol``.
+    :param int n_init: number of initialisations; the one with the best
+        final ELBO is kept.  Gaussian clusters in particular need several.
+    :param init_params: initial guide parameters: a name registered in
+        :data:`INIT_STRATEGIES` (``"auto"``: the family's initialisation,
+        k-means++ seeds or small random logits) or a callable
+        ``fn(model, X, generator) -> params``.
+    :param random_state: ``None``, an int, a numpy ``RandomState``/``Generator``
+        or a CPU :class:`torch.Generator`: initialisation, minibatches and the
+        guide's samples are all drawn from it.
+    :param bool warm_start: continue from the fitted (or loaded) state.
+    :param verbose: show progress bars (one per initialisation and growth stage).
+    :param batch_size: minibatch size (the data plate is subsampled and the
+        loss rescaled); ``None`` for full batches; ``"auto"`` uses full
+        batches unless ``N x S`` exceeds ``2^26`` enumerated (point, set) pairs.
+    :param optimizer: any :mod:`pyro.optim` optimiser or scheduler (a fresh
+        copy is used at every fit; a scheduler is stepped once per epoch, with
+        the epoch's mean loss for ``ReduceLROnPlateau``); ``None`` for
+        ``pyro.optim.Adam({"lr": 0.05})``.
+    :param str objective: ``"marginal"`` (the sets summed out by
+        :meth:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel.marginal_model`,
+        ``Trace_ELBO``) or ``"enum"`` (``TraceEnum_ELBO`` on the enumerated
+        model); the same loss.
+    :param int num_particles: ELBO particles (for ``guide="mean_field"``).
+    :param grow: ``True``, ``False`` or ``"auto"`` (true for the IBP prior):
+        initialise by growing the model one cluster at a time (each stage
+        fitted for up to ``max_iter`` steps, in stick-breaking order) until
+        the newest cluster's expected membership falls below
+        ``min_usage * N``; the clusters never reached start with negligible
+        ``pi``.
+    :param float min_usage: see ``grow``.
+    :param dict model_options: further keyword arguments of
+        :class:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel`.
+    :param device: device to fit on (default: the data's).
+    :param dtype: ``torch.float32`` or ``torch.float64`` (default: the data's).
+
+    Fitted attributes: ``model_``, ``membership_prior_`` (``pi``, ``(K,)``),
+    ``offset_`` (the centring shift of Gaussian families, else ``None``),
+    ``n_iter_`` (SVI steps of the kept run, growth excluded),
+    ``n_grow_iter_`` (SVI steps spent growing), ``lower_bound_`` and
+    ``lower_bounds_`` (ELBO per point, per step), ``converged_``,
+    ``n_features_in_``.
+
+    >>> import numpy as np
+    >>> from pyro_expfam.datasets.overlapping import make_overlapping_bars
+    >>> from pyro_expfam.models.overlapping import match_clusters
+    >>> data = make_overlapping_bars(num_points=300, num_clusters=4, side=6, seed=0)
+    >>> X = data.X.numpy()
+    >>> est = OverlappingMixture("bernoulli", n_components=4, n_init=2, random_state=0).fit(X)
+    >>> Z = est.predict(X)                  # MAP membership sets, 0/1
+    >>> Z.shape, Z.dtype, est.predict_proba(X).shape
+    ((300, 4), dtype('int64'), (300, 4))
+    >>> bool(match_clusters(data.Z, Z)[1] > 0.9)
+    True
+    """
+
+    def __init__(
         self,
-        X,
-        num_steps: int = 1000,
-        lr: float = 0.05,
-        batch_size: int | str | None = "auto",
-        seed: int | None = None,
-        generator: torch.Generator | None = None,
-        progress: bool = False,
-        tol: float | None = 1e-5,
+        family="bernoulli",
+        n_components: int = 8,
+        *,
+        prior="finite",
+        alpha: float = 1.0,
+        max_set_size: int | None = None,
+        guide: str = "map",
+        max_iter: int = 1000,
+        tol: float = 1e-5,
         patience: int = 20,
-        resume: bool = False,
         n_init: int = 1,
+        init_params="auto",
+        random_state=None,
+        warm_start: bool = False,
+        verbose: bool | int = False,
+        batch_size: int | str | None = "auto",
+        optimizer=None,
         objective: str = "marginal",
         num_particles: int = 1,
         grow: bool | str = "auto",
         min_usage: float = 0.01,
-    ) -> OverlappingMixture:
-        """
-        Fit by SVI (Adam on the guide's parameters).
+        model_options: dict | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(
+            n_components,
+            tol=tol,
+            max_iter=max_iter,
+            n_init=n_init,
+            init_params=init_params,
+            random_state=random_state,
+            warm_start=warm_start,
+            verbose=verbose,
+            device=device,
+            dtype=dtype,
+        )
+        self.family = family
+        self.prior = prior
+        self.alpha = alpha
+        self.max_set_size = max_set_size
+        self.guide = guide
+        self.patience = patience
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.objective = objective
+        self.num_particles = num_particles
+        self.grow = grow
+        self.min_usage = min_usage
+        self.model_options = model_options
 
-        :param X: data, ``(N,) + point shape``; the model follows its device and dtype.
-        :param int num_steps: maximum number of SVI steps (per initialisation).
-        :param float lr: Adam learning rate.
-        :param batch_size: minibatch size (the data plate is subsampled and the
-            loss rescaled by ``N / batch_size``); ``None`` for full batches;
-            ``"auto"`` (default) uses full batches unless ``N x S`` exceeds
-            ``2^26`` enumerated (point, set) pairs per step, and otherwise
-            minibatches of ``2^26 / S`` points.
-        :param int seed: seed of the random generator (initialisation,
-            minibatches, guide samples); the global RNG state is left untouched.
-        :param torch.Generator generator: a CPU generator to draw from instead of ``seed``.
-        :param bool progress: show a progress bar.
-        :param float tol: early stopping: stop when the (smoothed) loss has not
-            improved by more than ``tol * |loss|`` for ``patience`` steps;
-            ``None`` runs all ``num_steps``.
-        :param int patience: see ``tol``.
-        :param bool resume: continue from the current parameters and optimiser
-            state (e.g. after :meth:`load`) instead of re-initialising.
-        :param int n_init: number of initialisations (drawn from the generator);
-            the one with the lowest final loss is kept.  The product model has
-            local optima; Gaussian clusters in particular (e.g. axis-aligned
-            "stripe" clusters whose products form the planted blobs) need
-            several initialisations (``n_init=8``).
-        :param str objective: ``"marginal"`` (membership sets summed out by the
-            fused GEMM/logsumexp of :meth:`marginal_model`, with ``Trace_ELBO``)
-            or ``"enum"`` (:meth:`model` with ``TraceEnum_ELBO``); both give
-            the same loss.
-        :param int num_particles: ELBO particles (useful for ``guide="mean_field"``).
-        :param grow: fit by *growing* the number of clusters (``"auto"``: for
-            the IBP prior): clusters are added one at a time, in stick-breaking
-            order, each stage fitted for up to ``num_steps`` steps starting from
-            the previous stage; growth stops when the newest cluster's expected
-            number of members falls below ``min_usage * N`` (it was pruned) or at
-            the truncation level.  Started with all ``K`` clusters at once, SVI
-            tends to split one planted cluster into several co-active partial
-            ones; growing avoids that.  With ``guide="mean_field"`` superfluous
-            clusters are pruned (their ``pi`` goes to 0); point estimates have no
-            such Occam factor.  The clusters never reached keep their initial
-            parameters with negligible ``pi``.
-        :param float min_usage: see ``grow``.
-        :returns: ``self``.
-        """
-        if resume:
-            X = self.setup(X)
-        else:  # a new fit: data-dependent hyperparameters from this data (of any shape)
-            X = self.family.check_data(X)
-            self.family.setup(X)
-            self._sets = self._sets.to(dtype=X.dtype, device=X.device)
-        _check_int("num_steps", num_steps, 0)
-        _check_int("patience", patience, 1)
-        _check_int("n_init", n_init, 1)
-        _check_int("num_particles", num_particles, 1)
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
-        if tol is not None and not (isinstance(tol, int | float) and tol >= 0):
-            raise ValueError(f"tol must be None or a non-negative number, got {tol!r}")
-        if objective not in ("marginal", "enum"):
-            raise ValueError(f"objective must be 'marginal' or 'enum', got {objective!r}")
-        batch_size = self._batch_size(batch_size, X.shape[0])
-        if generator is None:
-            generator = torch.Generator()
-            generator.manual_seed(seed if seed is not None else int(torch.randint(2**62, (1,))))
-        elif seed is not None:
-            raise ValueError("pass either seed or generator, not both")
-        elif not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        if resume and self.params_ is None:
-            raise NotFittedError("resume=True needs a fitted or loaded model")
-        if grow == "auto":
-            grow = isinstance(self.prior, _priors.IBPPrior)
-        if not isinstance(grow, bool):
-            raise ValueError(f"grow must be True, False or 'auto', got {grow!r}")
-        if not (isinstance(min_usage, int | float) and 0 <= min_usage < 1):
-            raise ValueError(f"min_usage must be a number in [0, 1), got {min_usage!r}")
-        run_args = (lr, batch_size, generator, progress, tol, patience, objective, num_particles)
+    # ------------------------------------------------------------------ #
+    # hyper-parameters
+    # ------------------------------------------------------------------ #
+    def _check_base_parameters(self) -> None:
+        init = self.init_params  # resolved by this class's registry, not the base's list
+        self.init_params = "kmeans"
+        try:
+            super()._check_base_parameters()
+        finally:
+            self.init_params = init
+        _resolve_init(init)
+        _check_int(self.patience, "patience", 1)
+        _check_int(self.num_particles, "num_particles", 1)
+        if self.max_set_size is not None:
+            _check_int(self.max_set_size, "max_set_size", 1)
+        if isinstance(self.prior, str):
+            _check_real(self.alpha, "alpha", 0.0)
+        if not (self.batch_size is None or self.batch_size == "auto"):
+            _check_int(self.batch_size, "batch_size", 1)
+        if self.objective not in ("marginal", "enum"):
+            raise ValueError(f"objective must be 'marginal' or 'enum', got {self.objective!r}")
+        if not (isinstance(self.grow, bool | np.bool_) or self.grow == "auto"):
+            raise ValueError(f"grow must be True, False or 'auto', got {self.grow!r}")
+        _check_real(self.min_usage, "min_usage", 0.0, 1.0, strict_low=False)
+        if self.model_options is not None and not isinstance(self.model_options, dict):
+            raise ValueError(f"model_options must be None or a dict of keyword arguments, got {self.model_options!r}")
+        _make_optimizer(self.optimizer)
 
-        best = None
-        for _ in range(1 if resume else n_init):
-            if resume:
-                history = list(self.loss_history_)
-                run = self._run(X, num_steps, *run_args)
-            else:
-                history = []
-                self._optim_state = None
-                if grow:
-                    run = self._grow(X, num_steps, min_usage, run_args)
-                else:
-                    self.params_ = self.init_params(X, generator)
-                    run = self._run(X, num_steps, *run_args)
-            params, optim_state, losses, converged = run
-            history += losses
-            final = _tail_mean(losses) if losses else math.inf
-            if best is None or final < best[0]:
-                best = (final, params, optim_state, history, converged, len(losses))
-        _, self.params_, self._optim_state, self.loss_history_, self.converged_, steps = best
-        self.n_steps_ = (self.n_steps_ if resume else 0) + steps
-        self._clear_param_store()
-        if tol is not None and not self.converged_ and num_steps > 0:
-            warnings.warn(
-                f"OverlappingMixture.fit stopped after {num_steps} steps without converging "
-                f"(tol={tol}, patience={patience}); increase num_steps or lr",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
+    def _make_family(self) -> _families.ClusterFamily:
+        family = self.family
+        if isinstance(family, dict):
+            return _family_from_spec(family)
+        if isinstance(family, _families.ClusterFamily | _distributions.ExponentialFamily):
+            family = copy.deepcopy(family)  # the hyper-parameter itself is never set up or modified
+        return make_cluster_family(family)
 
-    def _batch_size(self, batch_size, n: int) -> int | None:
-        if batch_size == "auto":
-            per_point = self.num_membership_sets
+    def _make_prior(self):
+        prior = self.prior
+        if isinstance(prior, dict):
+            cls = getattr(_priors, str(prior.get("class")), None)
+            if not isinstance(cls, type) or not issubclass(cls, _priors.MembershipPrior):
+                raise ValueError(f"prior: unknown membership prior {prior!r}")
+            return cls(prior.get("alpha", 1.0))
+        return copy.deepcopy(prior) if isinstance(prior, _priors.MembershipPrior) else prior
+
+    def _new_model(self, family, num_clusters: int | None = None, max_set_size=...) -> OverlappingMixtureModel:
+        k = int(self.n_components) if num_clusters is None else num_clusters
+        m = self.max_set_size if max_set_size is ... else max_set_size
+        return OverlappingMixtureModel(
+            family,
+            k,
+            prior=self._make_prior(),
+            alpha=float(self.alpha) if isinstance(self.alpha, numbers.Real) else self.alpha,
+            max_set_size=None if m is None else int(m),
+            guide=self.guide,
+            **(self.model_options or {}),
+        )
+
+    def _batch_size_for(self, model: OverlappingMixtureModel, n: int) -> int | None:
+        if self.batch_size == "auto":
+            per_point = model.num_membership_sets
             return None if n * per_point <= _AUTO_ENTRIES else max(1, _AUTO_ENTRIES // per_point)
-        if batch_size is None:
+        if self.batch_size is None or int(self.batch_size) >= n:
             return None
-        _check_int("batch_size", batch_size, 1)
-        return None if batch_size >= n else batch_size
+        return int(self.batch_size)
 
-    def _grow(self, X: Tensor, num_steps: int, min_usage: float, run_args: tuple):
-        generator = run_args[2]
-        n, k_max = X.shape[0], self.num_clusters
-        prev, history = None, []
-        for k in range(1, k_max + 1):
-            m = None if self.max_set_size is None else min(self.max_set_size, k)
-            sub = OverlappingMixture(
-                self.family, k, prior=self.prior, max_set_size=m, guide=self.guide_type, name=f"{self.name}.grow"
+    # ------------------------------------------------------------------ #
+    # data
+    # ------------------------------------------------------------------ #
+    def _validate_data(self, X, reset: bool) -> Tensor:
+        """Check ``X`` (scikit-learn's rules, then the family's support) and centre it for Gaussian families."""
+        warm = reset and bool(self.warm_start) and self._is_fitted()
+        if reset and not warm:
+            family = self._make_family()
+            probe = self._new_model(family)  # validates n_components / prior / guide / max_set_size up front
+        else:
+            self._check_is_fitted()
+            family = probe = self.model_.family
+        ndim = _data_ndim(family)
+        X = self.check_X(X, reset, ensure_2d=ndim >= 2, allow_nd=ndim > 2, ensure_min_samples=2 if reset else 1)
+        if isinstance(family, _families.BernoulliClusters | _families.CategoricalClusters) and bool((X < 0).any()):
+            raise ValueError(
+                f"Negative values in data passed to {type(self).__name__}: {type(family).__name__} need "
+                "binary 0/1 data or non-negative integer category codes (data outside the family's support)"
             )
-            params = sub.init_params(X, generator)
+        X = family.check_data(X) if reset or X.shape[0] > 1 else family.check_data(X.expand(2, *X.shape[1:]))[:1]
+        if reset and not warm:
+            check_float_resolution(X)
+            self._offset = X.mean(0) if isinstance(family, _GAUSSIAN_FAMILIES) else None
+            Xc = X if self._offset is None else X - self._offset
+            family.setup(Xc)
+            self._fit_model = probe
+            return Xc
+        if warm:
+            self.model_.setup(X if self._offset is None else X - self._offset)  # checks the point shape
+        elif tuple(X.shape[1:]) != tuple(family.layout.event_shape):
+            raise ValueError(
+                f"X must have points of shape {tuple(family.layout.event_shape)}, got {tuple(X.shape[1:])}"
+            )
+        return X if self._offset is None else X - self._offset
+
+    # ------------------------------------------------------------------ #
+    # the template's hooks
+    # ------------------------------------------------------------------ #
+    def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
+        """A new model on ``X`` with initial guide parameters from ``init_params`` (grown for the IBP)."""
+        self._init_count = self.__dict__.get("_init_count", 0) + 1
+        strategy = _resolve_init(self.init_params)
+        model = copy.deepcopy(self._fit_model)
+        model.setup(X)
+        grow = self.grow if self.grow != "auto" else isinstance(model.prior, _priors.IBPPrior)
+        if grow and model.num_clusters > 1:
+            model.params_, self.n_grow_iter_ = self._grow(model, X, generator, strategy)
+        else:
+            model.params_, self.n_grow_iter_ = strategy(model, X, generator), 0
+        self.model_ = model
+        self._run = _SVIRun(self, model, X, generator)
+
+    def _grow(self, model: OverlappingMixtureModel, X: Tensor, generator, strategy) -> tuple[dict[str, Tensor], int]:
+        """Fit models of 1, 2, ... clusters, each started from the previous one; embed the last in ``model``."""
+        n, k_max, site = X.shape[0], model.num_clusters, model.prior.site
+        prev, steps, pruned = None, 0, False
+        for k in range(1, k_max):
+            m = None if self.max_set_size is None else min(int(self.max_set_size), k)
+            sub = self._new_model(copy.deepcopy(model.family), k, m)
+            sub.setup(X)
+            params = strategy(sub, X, generator)
             if prev is not None:
                 pi = prev.membership_prior_
-                pi = torch.cat([pi, 0.5 * pi[-1:]]).clamp(1e-4, 1 - 1e-4)
                 for key, value in prev.params_.items():
                     params[key][: k - 1] = value
-                params[f"{self.prior.site}.loc"] = self.prior.init_value(pi)
+                params[f"{site}.loc"] = sub.prior.init_value(torch.cat([pi, 0.5 * pi[-1:]]).clamp(1e-4, 1 - 1e-4))
             sub.params_ = params
-            sub_params, optim_state, losses, converged = sub._run(X, num_steps, *run_args)
-            sub.params_ = sub_params
-            history += losses
+            run = _SVIRun(self, sub, X, generator)
+            desc = f"{type(self).__name__} init {self._init_count}/{int(self.n_init)}: grow {k}/{k_max} clusters"
+            with progress_bar(int(self.max_iter), enabled=bool(self.verbose), desc=desc) as bar:
+                for _ in range(int(self.max_iter)):
+                    loss = run.step()
+                    bar.update(1)
+                    if run.stopper.update(loss):
+                        break
+            steps += run.steps
+            sub.params_ = run.params()
+            sub._clear_param_store()
             prev = sub
-            if k > 1 and float(sub.membership_probs(X)[:, -1].sum()) < min_usage * n:
+            if k > 1 and float(sub.membership_probs(X)[:, -1].sum()) < float(self.min_usage) * n:
+                pruned = True
                 break
-        # embed the grown model in the truncation: the clusters not reached get negligible pi
-        full = self.init_params(X, generator)
+        full = strategy(model, X, generator)
+        kp = prev.num_clusters
         for key, value in prev.params_.items():
-            full[key][: prev.num_clusters] = value
+            full[key][:kp] = value
         pi = prev.membership_prior_
-        tail = pi[-1] * 1e-3 ** torch.arange(1, k_max - prev.num_clusters + 1, dtype=pi.dtype, device=pi.device)
-        full[f"{self.prior.site}.loc"] = self.prior.init_value(torch.cat([pi, tail]).clamp(min=1e-30))
-        return full, None, history, converged
+        if pruned:  # the clusters never reached get negligible pi (decreasing, as the stick-breaking prior wants)
+            tail = pi[-1] * 1e-3 ** torch.arange(1, k_max - kp + 1, dtype=pi.dtype, device=pi.device)
+        else:  # the last cluster joins as in a growth stage; the main loop fits the full model
+            tail = 0.5 * pi[-1:]
+        full[f"{site}.loc"] = model.prior.init_value(torch.cat([pi, tail]).clamp(1e-30, 1 - 1e-4))
+        return full, steps
 
-    def _run(self, X, num_steps, lr, batch_size, generator, progress, tol, patience, objective, num_particles):
-        self._clear_param_store()
-        # create the param-store entries from params_ and collect the leaves
-        pyro.poutine.block(self.guide)(X)
-        names = list(self.params_)
-        leaves = [pyro.param(self._param_name(k)).unconstrained() for k in names]
-        optim = torch.optim.Adam(leaves, lr=lr)
-        if self._optim_state is not None:
-            optim.load_state_dict(self._optim_state)
-            for group in optim.param_groups:
-                group["lr"] = lr
-        if objective == "enum":
-            elbo, model = (
-                TraceEnum_ELBO(max_plate_nesting=1, num_particles=num_particles, vectorize_particles=num_particles > 1),
-                self.model,
-            )
-        else:
-            elbo, model = (
-                Trace_ELBO(num_particles=num_particles, vectorize_particles=num_particles > 1),
-                self.marginal_model,
-            )
-        n = X.shape[0]
-        batches = iter(())
-        losses: list[float] = []
-        best, since_best, smoothed, converged = math.inf, 0, None, False
-        stochastic = batch_size is not None or self.guide_type == "mean_field"
-        devices = [X.device] if X.device.type == "cuda" else []
-        with (
-            torch.random.fork_rng(devices=devices),
-            progress_bar(num_steps, progress, desc="OverlappingMixture") as bar,
-        ):
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            for step in range(num_steps):
-                subsample = None
-                if batch_size is not None:
-                    subsample = next(batches, None)
-                    if subsample is None:
-                        batches = _iter_batches(n, batch_size, generator)
-                        subsample = next(batches)
-                    subsample = subsample.to(X.device)
-                loss = elbo.differentiable_loss(model, self.guide, X, subsample=subsample)
-                optim.zero_grad()
-                loss.backward()
-                optim.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise RuntimeError(
-                        f"OverlappingMixture.fit: the loss became {value} at step {step}; lower lr or check the data"
-                    )
-                losses.append(value)
-                smoothed = value if smoothed is None or not stochastic else 0.9 * smoothed + 0.1 * value
-                bar.update(1)
-                if step % 10 == 0:
-                    bar.set_postfix(loss=f"{value:.4g}")
-                if tol is not None:
-                    if smoothed < best - tol * abs(best if math.isfinite(best) else smoothed):
-                        best, since_best = smoothed, 0
-                    else:
-                        since_best += 1
-                        if since_best >= patience:
-                            converged = True
-                            break
-        params = {k: leaf.detach().clone() for k, leaf in zip(names, leaves, strict=True)}
-        return params, optim.state_dict(), losses, converged
+    def _step(self, X: Tensor) -> float:
+        """One SVI step; returns the ELBO per point (minus the loss over ``N``)."""
+        if self.__dict__.get("_run") is None:  # warm start: continue on a copy (an interrupted refit keeps the old)
+            self.model_ = copy.deepcopy(self.model_)
+            self._run = _SVIRun(self, self.model_, X, self._fit_generator)
+            self._run.load(self.__dict__.get("_pending_resume") or {})
+        loss = self._run.step()
+        self._run.stopper.update(loss)
+        return -loss / X.shape[0]
 
-    # ------------------------------------------------------------------ #
-    # save / load
-    # ------------------------------------------------------------------ #
-    def state_dict(self) -> dict:
-        """Everything needed to rebuild the fitted model (tensors, numbers and strings only)."""
-        self._check_fitted()
-        family = self.family
-        state = {
-            "version": _FORMAT_VERSION,
-            "num_clusters": self.num_clusters,
-            "max_set_size": self.max_set_size,
-            "guide": self.guide_type,
-            "prior": type(self.prior).__name__,
-            "alpha": self.prior.alpha,
-            "family": type(family).__name__,
-            "family_config": family.config(),
-            "family_state": family.state_dict(),
-            "params": {k: v.detach().clone() for k, v in self.params_.items()},
-            "optim_state": self._optim_state,
-            "loss_history": list(self.loss_history_),
-            "n_steps": self.n_steps_,
-            "converged": self.converged_,
-        }
-        if isinstance(family, _generic.ExpFamClusters):
-            t = family._template
-            state["template"] = {
-                "class": type(t).__name__,
-                "natural_params": [p.detach().clone() for p in t._expanded_natural_params()],
-                "fixed": {k: torch.as_tensor(v) for k, v in t._fixed_params().items()},
-            }
+    def _has_converged(self, history: list[float]) -> bool:
+        run = self.__dict__.get("_run")
+        return run is not None and run.stopper.converged
+
+    def _get_state(self) -> dict[str, Tensor]:
+        model = self.model_
+        run = self.__dict__.get("_run")
+        params = run.params() if run is not None else model.params_
+        state = {f"param.{k}": v.detach().clone() for k, v in params.items()}
+        state.update({f"family.{k}": v for k, v in model.family.state_dict().items()})
+        for key, value in model.family.config().items():
+            if isinstance(value, bool | int | float) and not isinstance(value, np.generic):
+                state[f"config.{key}"] = torch.tensor(value)
+        if self.__dict__.get("_offset") is not None:
+            state["offset"] = self._offset.detach().clone()
         return state
 
-    def save(self, path: str | os.PathLike) -> None:
-        """
-        Save the fitted state with :func:`torch.save` (loadable with ``weights_only=True``).
-
-        :param path: file path.
-        """
-        torch.save(self.state_dict(), path)
-
-    @classmethod
-    def from_state_dict(cls, state: dict, name: str | None = None) -> OverlappingMixture:
-        """Rebuild a model from :meth:`state_dict`."""
-        if not isinstance(state, dict) or state.get("version") != _FORMAT_VERSION:
-            raise ValueError("not a saved OverlappingMixture state (or an unsupported format version)")
-        family_cls = getattr(_families, state["family"], None) or getattr(_generic, state["family"], None)
-        if family_cls is None or not issubclass(family_cls, _families.ClusterFamily):
-            raise ValueError(f"unknown cluster family {state['family']!r}")
-        if family_cls is _generic.ExpFamClusters:
-            tmpl = state["template"]
-            template = getattr(_distributions, tmpl["class"])._from_natural_params(
-                *tmpl["natural_params"], **tmpl["fixed"]
-            )
-            family = family_cls(template, **state["family_config"])
-        else:
-            family = family_cls(**state["family_config"])
-        prior = getattr(_priors, state["prior"])(state["alpha"])
-        model = cls(
-            family,
-            state["num_clusters"],
-            prior=prior,
-            max_set_size=state["max_set_size"],
-            guide=state["guide"],
-            name=name,
-        )
-        family.load_state_dict(state["family_state"])
-        ref = next(iter(state["params"].values()))
+    def _set_state(self, state: dict[str, Tensor]) -> None:
+        family = self._make_family()
+        for key, value in state.items():
+            if key.startswith("config.") and getattr(family, key[7:], 0) is None:
+                setattr(family, key[7:], value.item())  # data-dependent settings (e.g. num_categories)
+        family.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("family.")})
+        model = self._new_model(family)
+        params = {k[6:]: v for k, v in state.items() if k.startswith("param.")}
+        ref = next(iter(params.values()))
         model._sets = model._sets.to(dtype=ref.dtype, device=ref.device)
-        model.params_ = dict(state["params"])
-        model._optim_state = state["optim_state"]
-        model.loss_history_ = list(state["loss_history"])
-        model.n_steps_ = state["n_steps"]
-        model.converged_ = state["converged"]
-        return model
+        model.params_ = params
+        self.model_ = model
+        self._offset = state.get("offset")
+        self._run = None
 
-    @classmethod
-    def load(cls, path: str | os.PathLike, map_location=None, name: str | None = None) -> OverlappingMixture:
+    def _get_resume_state(self) -> dict[str, Any]:
+        run = self.__dict__.get("_run")
+        return {
+            "run": run.state() if run is not None else self.__dict__.get("_pending_resume") or {},
+            "n_grow_iter": int(self.__dict__.get("n_grow_iter_", 0)),
+        }
+
+    def _set_resume_state(self, state: dict[str, Any]) -> None:
+        self._pending_resume = _clone_state(state.get("run") or {})
+        self.n_grow_iter_ = int(state.get("n_grow_iter", 0))
+
+    def _initialize(self, X: Tensor, resp: Tensor) -> None:  # pragma: no cover - replaced by _initialize_parameters
+        raise NotImplementedError("OverlappingMixture initialises through init_params, not responsibilities")
+
+    def _m_step(self, X: Tensor, log_resp: Tensor) -> None:  # pragma: no cover - replaced by _step (SVI)
+        raise NotImplementedError("OverlappingMixture is fitted by SVI steps, not M-steps")
+
+    def _estimate_weighted_log_prob(self, X: Tensor) -> Tensor:
+        """``log P(z_ik = 1 | x_i)``, ``(N, K)`` (the base template's per-component hook)."""
+        return self.model_.membership_probs(X).clamp(min=torch.finfo(X.dtype).tiny).log()
+
+    def _n_parameters(self) -> int:
+        model = self.model_
+        count = sum(math.prod(shape) for shape in model.global_sites().values())
+        family = model.family
+        if isinstance(family, _families.CategoricalClusters):  # logits are defined up to a shift per feature
+            count -= model.num_clusters * family.hyper["background_logits"].shape[0]
+        return int(count)
+
+    # ------------------------------------------------------------------ #
+    # fitting
+    # ------------------------------------------------------------------ #
+    def fit(self, X, y=None, **renamed) -> OverlappingMixture:
         """
-        Load a model saved by :meth:`save`.
+        Fit by SVI: ``n_init`` initialisations (grown cluster by cluster for
+        the IBP prior) of at most ``max_iter`` steps each, keeping the best
+        final ELBO; with ``warm_start=True`` continue the fitted model.  The
+        result is committed only when the fit finishes; Pyro's param store
+        and torch's global random generator are left as they were.
 
-        :param path: file path.
-        :param map_location: as for :func:`torch.load` (e.g. ``"cpu"``).
-        :param str name: param-store prefix of the new instance.
+        :param X: data ``(N,) + point shape`` (numpy array or tensor).
+        :param y: ignored (scikit-learn API).
+        :returns: ``self``.
         """
-        state = torch.load(path, map_location=map_location, weights_only=True)
-        return cls.from_state_dict(state, name=name)
+        _refuse_renamed(".fit()", renamed)
+        device = torch.device("cpu")
+        with contextlib.suppress(RuntimeError, TypeError, ValueError):
+            device = (
+                torch.device(self.device) if self.device is not None else X.device if isinstance(X, Tensor) else device
+            )
+        devices = [device] if device.type == "cuda" and torch.cuda.is_available() else []
+        try:
+            with _private_param_store(), torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+                if isinstance(self.tol, numbers.Real) and self.tol == 0:  # no convergence test: nothing to warn about
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                self._init_count = 0
+                super().fit_predict(X, y)
+        finally:
+            for key in ("_fit_model", "_run", "_init_count"):
+                self.__dict__.pop(key, None)
+        return self
+
+    def fit_predict(self, X, y=None, **renamed):
+        """
+        Fit (as :meth:`fit`) and return the MAP membership sets of ``X`` (as :meth:`predict`).
+
+        :param X: data.
+        :param y: ignored.
+        :returns: 0/1 ``int64`` array or tensor ``(N, K)``.
+        """
+        return self.fit(X, y, **renamed).predict(X)
+
+    # ------------------------------------------------------------------ #
+    # prediction
+    # ------------------------------------------------------------------ #
+    def predict(self, X):
+        """
+        Most probable membership set of each point (among the enumerated sets).
+
+        :param X: data ``(N,) + point shape``.
+        :returns: 0/1 ``int64`` array or tensor ``(N, K)``.
+        """
+        self._check_is_fitted()
+        return self._output(_rowwise(self.model_.map_sets, self._validate_data(X, reset=False)).to(torch.int64))
+
+    def predict_proba(self, X):
+        r"""
+        Posterior membership probabilities :math:`P(z_{ik} = 1 \mid x_i)` (rows
+        need not sum to 1: a point can belong to several clusters).
+
+        :param X: data ``(N,) + point shape``.
+        :returns: array or tensor ``(N, K)``.
+        """
+        self._check_is_fitted()
+        return self._output(_rowwise(self.model_.membership_probs, self._validate_data(X, reset=False)))
+
+    def score_samples(self, X):
+        r"""
+        Log-likelihood of each point, :math:`\log\sum_z p(z)\,p(x_i \mid z)`, at
+        the guide's location (a lower bound with ``max_set_size``).
+
+        :param X: data ``(N,) + point shape``.
+        :returns: array or tensor ``(N,)``.
+        """
+        self._check_is_fitted()
+        return self._output(_rowwise(self.model_.log_likelihood, self._validate_data(X, reset=False)))
+
+    def score(self, X, y=None) -> float:
+        """
+        Mean log-likelihood per point (:meth:`score_samples` averaged).
+
+        :param X: data ``(N,) + point shape``.
+        :param y: ignored.
+        """
+        self._check_is_fitted()
+        return float(_rowwise(self.model_.log_likelihood, self._validate_data(X, reset=False)).mean())
+
+    def membership_probs(self, X):
+        """The same as :meth:`predict_proba` (:param X: data)."""
+        return self.predict_proba(X)
+
+    def map_sets(self, X):
+        """The same as :meth:`predict` (:param X: data)."""
+        return self.predict(X)
+
+    def log_likelihood(self, X):
+        """The same as :meth:`score_samples` (:param X: data)."""
+        return self.score_samples(X)
+
+    def infer_memberships(self, X, temperature: int = 0):
+        """
+        Membership sets by Pyro's :func:`~pyro.infer.infer_discrete` on the
+        model (global sites at the guide's location): the MAP sets
+        (``temperature=0``, equal to :meth:`predict`) or posterior samples
+        (``temperature=1``, drawn from torch's global generator, as Pyro does).
+
+        :param X: data.
+        :param int temperature: 0 or 1.
+        :returns: 0/1 ``int64`` array or tensor ``(N, K)``.
+        """
+        self._check_is_fitted()
+        X = self._validate_data(X, reset=False)
+        return self._output(_rowwise(lambda x: self.model_.infer_memberships(x, temperature), X).to(torch.int64))
+
+    def _shifted(self, d):
+        """A fitted distribution moved back from the centred coordinates."""
+        off = self.__dict__.get("_offset")
+        if off is None:
+            return d
+        if isinstance(d, _distributions.MultivariateNormal):
+            return type(d)(d.loc + off, scale_tril=d.scale_tril, validate_args=False)
+        return type(d)(d.loc + off, d.scale, validate_args=False)
+
+    def cluster_distributions(self):
+        r"""
+        The learned clusters: the distribution of a point in exactly one
+        cluster (natural parameter :math:`\eta_0 + \eta_k`), batch shape
+        ``(K,) + feature shape`` (a torch distribution).
+        """
+        self._check_is_fitted()
+        return self._shifted(self.model_.cluster_distributions())
+
+    def set_distribution(self, z):
+        """
+        The distribution of points with membership sets ``z`` (0/1, shape ``batch + (K,)``).
+
+        :param z: membership sets (array or tensor).
+        """
+        self._check_is_fitted()
+        return self._shifted(
+            self.model_.set_distribution(torch.as_tensor(np.asarray(z) if not isinstance(z, Tensor) else z))
+        )
+
+    def background_distribution(self):
+        """The always-on background (the distribution of a point in no cluster)."""
+        self._check_is_fitted()
+        return self._shifted(self.model_.background_distribution())
+
+    @property
+    def membership_prior_(self):
+        r"""Membership probabilities :math:`\pi_k` at the guide's location, ``(K,)``."""
+        self._check_is_fitted()
+        return self._output(self.model_.membership_prior_.detach())
+
+    @property
+    def offset_(self):
+        """The shift subtracted from the data before fitting (Gaussian families), or ``None``."""
+        self._check_is_fitted()
+        off = self.__dict__.get("_offset")
+        return None if off is None else self._output(off)
+
+    def sample(self, n_samples: int = 1):
+        """
+        Sample new data from the fitted model (global sites at the guide's
+        location), with a generator made from ``random_state``.
+
+        :param int n_samples: number of points.
+        :returns: ``(X, Z)``: points and their 0/1 membership sets (``int64``).
+        """
+        self._check_is_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        from ...util import torch_generator
+
+        x, z = self.model_.sample(int(n_samples), generator=torch_generator(self.random_state))
+        off = self.__dict__.get("_offset")
+        return self._output(x if off is None else x + off), self._output(z.to(torch.int64))
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> OverlappingMixture:
+        """
+        Move the fitted model to ``dtype``/``device`` (outputs for tensor input follow).
+
+        :returns: ``self``.
+        """
+        from ...util import check_device, check_torch_dtype
+
+        dtype = check_torch_dtype(dtype, "dtype")
+        device = None if device is None else check_device(device)
+        if self._is_fitted():
+            self.model_.to(dtype=dtype, device=device)
+            if self.__dict__.get("_offset") is not None:
+                self._offset = self._offset.to(dtype=dtype, device=device)
+            self._dtype = dtype or self._dtype
+            self._device = device or self._device
+        return self
+
+    # ------------------------------------------------------------------ #
+    # save / load, scikit-learn tags
+    # ------------------------------------------------------------------ #
+    def save(self, path) -> None:
+        """
+        Save hyper-parameters, fitted state and resume state (optimiser,
+        minibatch position, generator) atomically (see
+        :meth:`~pyro_expfam.mixture.base.BaseMixture.save`).  A family, prior
+        or optimiser given as an object is stored as a plain description
+        (``{"class": ..., "config": ...}``), which :meth:`load` gives back as
+        the hyper-parameter.
+
+        :param path: file path or writable binary file object.
+        """
+        self._check_is_fitted()
+        plain = {}
+        if not isinstance(self.family, str | dict):
+            plain["family"] = _family_spec(self.model_.family)
+        if isinstance(self.prior, _priors.MembershipPrior):
+            plain["prior"] = _prior_spec(self.prior)
+        if isinstance(self.optimizer, PyroOptim):
+            plain["optimizer"] = _optimizer_spec(self.optimizer)
+        if callable(self.init_params):
+            plain["init_params"] = "auto"
+        old = {k: getattr(self, k) for k in plain}
+        try:
+            for k, v in plain.items():
+                setattr(self, k, v)
+            super().save(path)
+        finally:
+            for k, v in old.items():
+                setattr(self, k, v)
+
+    def _family_or_none(self) -> _families.ClusterFamily | None:
+        try:
+            return self._make_family()
+        except (TypeError, ValueError, NotImplementedError):
+            return None
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if isinstance(self._family_or_none(), _families.BernoulliClusters | _families.CategoricalClusters):
+            tags.input_tags.categorical = True  # scikit-learn's checks then feed non-negative integer codes
+            tags.input_tags.positive_only = True
+        return tags
+
+    def _expected_failed_checks(self) -> dict[str, str]:
+        """scikit-learn checks that cannot apply to this configuration, with the reason."""
+        if not isinstance(self._family_or_none(), _families.BernoulliClusters):
+            return {}
+        reason = (
+            "Bernoulli clusters need binary 0/1 data; scikit-learn's checks feed non-negative integer codes "
+            "(its 'categorical' data) with values above 1, which fit refuses with a ValueError naming the support"
+        )
+        return dict.fromkeys(_BINARY_DATA_CHECKS, reason)
 
 
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _tail_mean(losses: list[float], n: int = 10) -> float:
-    tail = losses[-n:]
-    return sum(tail) / len(tail)
+#: scikit-learn checks that fit on non-binary data (refused by Bernoulli clusters)
+_BINARY_DATA_CHECKS = (
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_estimators_dtypes",
+    "check_estimators_fit_returns_self",
+    "check_estimators_overwrite_params",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_readonly_memmap_input",
+)
