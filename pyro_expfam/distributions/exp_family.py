@@ -259,7 +259,14 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         super().__init__(*args, **kwargs)
 
     def _get_checked_instance(self, cls, _instance=None):
-        # our __init__ above only forwards to the family's, so the family's ``expand`` stays valid
+        # torch's check, except that our __init__ above (which only forwards to the family's) keeps the
+        # family's ``expand`` valid; a subclass with an __init__ of its own still needs its own ``expand``
+        init = type(self).__init__
+        if _instance is None and init is not ExponentialFamily.__init__ and init != cls.__init__:
+            raise NotImplementedError(
+                f"Subclass {type(self).__name__} of {cls.__name__} that defines a custom __init__ method "
+                "must also define a custom .expand() method."
+            )
         return self.__new__(type(self)) if _instance is None else _instance
 
     @classmethod

@@ -246,3 +246,14 @@ def test_to_event_returns_independent_with_products():
     f, g = Normal(loc[0], torch.ones(3)).to_event(1), Normal(loc[1], torch.ones(3)).to_event(1)
     fg, log_norm = f.conjugate_update(g)
     torch.testing.assert_close(f.log_prob(x) + g.log_prob(x), fg.log_prob(x) + log_norm)
+
+
+def test_expand_still_guards_subclasses_with_their_own_init():
+    # our classes' forwarding __init__ keeps expand valid, but torch's guard for user subclasses stays
+    class Shifted(Normal):
+        def __init__(self, loc):
+            super().__init__(loc, torch.ones_like(loc))
+
+    assert Normal(torch.zeros(3), 1.0).expand((2, 3)).batch_shape == (2, 3)
+    with pytest.raises(NotImplementedError, match="custom .expand"):
+        Shifted(torch.zeros(3)).expand((2, 3))
