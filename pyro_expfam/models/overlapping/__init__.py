@@ -4,7 +4,9 @@
 Overlapping mixture models (Heller & Ghahramani 2007): each data point belongs
 to a *set* of clusters and follows the normalised product of their densities.
 
-- :class:`OverlappingMixture`: the model with a fitting API;
+- :class:`OverlappingMixture`: the scikit-learn estimator (fitted by Pyro's SVI; it holds an
+  :class:`OverlappingMixtureModel` as ``model_``), with :func:`register_init_strategy` for new
+  initialisations;
 - :class:`OverlappingMixtureModel`: the Pyro model/guide pair on its own;
 - cluster families (:mod:`.families`), membership priors (:mod:`.priors`),
   the matrix-product likelihood (:mod:`.likelihood`);
@@ -21,7 +23,7 @@ from .families import (
     MultivariateNormalClusters,
     NormalClusters,
 )
-from .fit import OverlappingMixture
+from .fit import OverlappingMixture, register_init_strategy
 from .generic import ExpFamClusters
 from .likelihood import MAX_EXACT_CLUSTERS, MembershipSets, OverlapLikelihood, membership_sets
 from .marginal import OverlapMarginal
@@ -48,4 +50,5 @@ __all__ = [
     "match_clusters",
     "membership_accuracy",
     "membership_sets",
+    "register_init_strategy",
 ]
