@@ -4,7 +4,7 @@
 The README's demonstration: ``python -m pyro_expfam.demo``.
 
 Fits an overlapping mixture of Bernoulli clusters to built-in planted "bars"
-data with a progress bar, prints the planted bars next to the learned ones and
+data with a progress bar per initialisation, prints the planted bars next to the learned ones and
 the membership accuracy, and saves the same comparison as a figure.
 """
 
@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> float:
     parser.add_argument("--prior", choices=["finite", "ibp"], default="finite", help="membership prior")
     parser.add_argument("--points", type=int, default=500, help="number of images (default 500)")
     parser.add_argument("--clusters", type=int, default=4, help="number of planted bars (default 4)")
-    parser.add_argument("--steps", type=int, default=1000, help="maximum SVI steps (default 1000)")
+    parser.add_argument(
+        "--steps", type=int, default=1000, help="maximum SVI steps per initialisation (max_iter; default 1000)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
         "--figure", default="pyro_expfam_demo.png", help="where to save the figure (skipped without matplotlib)"

@@ -25,3 +25,11 @@ def test_demo_rejects_bad_arguments():
         main(["--steps", "0"])
     with pytest.raises(SystemExit):
         main(["--prior", "nonsense"])
+
+
+def test_demo_labels_a_progress_bar_per_initialisation_and_reports_the_kept_run(capsys):
+    main(["--points", "60", "--clusters", "3", "--steps", "4", "--no-figure"])
+    captured = capsys.readouterr()
+    assert "init 1/2" in captured.err and "init 2/2" in captured.err
+    # both runs stop at --steps, so the report's step count is the one of either bar
+    assert "the best of 2 initialisations: 4 SVI steps" in captured.out
