@@ -108,8 +108,8 @@ def test_bad_input():
         est.fit(bad)
     with pytest.raises(ValueError, match="2-D"):
         est.fit(X[:, 0])
-    with pytest.raises(ValueError, match="fewer than n_components"):
-        DirichletProcessMixture(20).fit(X[:10])
+    with pytest.raises(ValueError, match="minimum of 2"):
+        DirichletProcessMixture(20).fit(X[:1])
     with pytest.raises(ValueError, match="singular"):
         est.fit(torch.cat([X, 2 * X[:, :1]], 1))
     with pytest.raises(ValueError, match="constant"):
@@ -131,6 +131,15 @@ def test_bad_input():
     est.fit(X)
     with pytest.raises(ValueError, match="features"):
         est.predict(X[:, :1])
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random_from_data"])
+def test_truncation_above_n_samples(init_params):
+    """A truncation level above the number of samples is allowed (the extra components keep the prior)."""
+    X, y = make_blobs(40, 2, 2, separation=8.0, random_state=0, dtype=torch.float64)
+    est = DirichletProcessMixture(50, init_params=init_params, random_state=0).fit(X)
+    assert adjusted_rand_score(y, est.predict(X)) == 1.0
+    assert int((est.weights_ > 0.05).sum()) == 2 and est.weights_.shape == (50,)
 
 
 def test_convergence_warning():

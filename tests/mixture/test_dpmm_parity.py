@@ -124,6 +124,9 @@ def test_one_component_equals_sklearn_posterior(covariance_type):
     np.testing.assert_allclose(ours.degrees_of_freedom_, ref.degrees_of_freedom_, rtol=1e-12)
     np.testing.assert_allclose(ours.mean_precision_, ref.mean_precision_, rtol=1e-12)
     np.testing.assert_allclose(ours.weights_, [1.0])
+    for key in ("mean_prior_", "mean_precision_prior_", "degrees_of_freedom_prior_", "covariance_prior_",
+                "weight_concentration_prior_"):  # the priors used, named as scikit-learn's
+        np.testing.assert_allclose(getattr(ours, key), getattr(ref, key), rtol=1e-12, err_msg=key)
     assert (ours.predict(Xn) == 0).all()
 
 

@@ -109,7 +109,8 @@ class DirichletProcessMixture(BaseMixture):
 
     :param int n_components: truncation level ``K >= 1`` (an upper bound on the
         number of clusters; unused components get negligible weight).  Default 20, where scikit-learn's is 1:
-        a truncation of 1 is a single Gaussian, not a Dirichlet process.
+        a truncation of 1 is a single Gaussian, not a Dirichlet process.  It may exceed the number of samples
+        (scikit-learn refuses that): the components beyond them start empty and keep the prior.
     :param str emission: ``"gaussian"`` (default), ``"bernoulli"``, ``"categorical"`` or ``"poisson"``.
     :param str covariance_type: Gaussian covariance: ``"full"`` (Normal-Wishart prior, default),
         ``"tied"`` (one precision matrix shared by all components, Normal-Wishart prior),
@@ -173,7 +174,9 @@ class DirichletProcessMixture(BaseMixture):
     ``emission_``, the emission's summaries (``means_``, ``covariances_``, ``precisions_``,
     ``precisions_cholesky_``, ``degrees_of_freedom_``, ``mean_precision_``;
     ``probs_``; ``rates_``), ``lower_bound_`` (ELBO per point), ``lower_bounds_``,
-    ``n_iter_``, ``converged_``, ``n_features_in_``.
+    ``n_iter_``, ``converged_``, ``n_features_in_``; the priors used, named as scikit-learn's
+    (``weight_concentration_prior_``, and for Gaussians ``mean_prior_``, ``mean_precision_prior_``,
+    ``degrees_of_freedom_prior_``, ``covariance_prior_``).
 
     Example::
 
@@ -199,6 +202,8 @@ class DirichletProcessMixture(BaseMixture):
     degrees_of_freedom_ = FittedTensor("degrees of freedom (Gaussian, not unit)")
     probs_ = FittedTensor("expected probabilities (Bernoulli, categorical)")
     rates_ = FittedTensor("expected rates (Poisson)")
+    mean_prior_ = FittedTensor("the mean prior used, in the original coordinates (Gaussian)")
+    covariance_prior_ = FittedTensor("the covariance prior used (Gaussian, not unit)")
 
     def __init__(
         self,
@@ -339,17 +344,31 @@ class DirichletProcessMixture(BaseMixture):
             if self._gaussian():
                 D = X.shape[1]
                 dof = self.degrees_of_freedom_prior
-                if dof is not None and not float(dof) > D - 1:
-                    raise ValueError(f"degrees_of_freedom_prior must be > n_features - 1 = {D - 1}, got {dof!r}")
+                if dof is not None and not float(dof) > D - 1:  # scikit-learn's message (for every covariance type)
+                    raise ValueError(f"The parameter 'degrees_of_freedom_prior' should be greater than {D - 1}, "
+                                     f"but got {float(dof):.3f}.")
             self._phi0 = emission.setup(X)
             self.emission_ = emission
         self._data = SufficientStatistics(self.emission_, X)
         self._data_key = (X.data_ptr(), tuple(X.shape))
 
+    def _validate_data(self, X, reset: bool) -> Tensor:
+        if not reset:
+            X = super()._validate_data(X, reset)
+            self.emission_.check_data(X)
+            return X
+        # the truncation level may exceed the number of samples (the extra components keep the prior)
+        return self.check_X(X, reset, ensure_min_samples=2)
+
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
-        # k-means on the centred data (the statistics are centred too), so float32 data far from the origin work
+        # k-means on the centred data (the statistics are centred too), so float32 data far from the origin work;
+        # with fewer samples than components, the first n_samples components get the initial responsibilities
         Xc = self.emission_._centred(X) if isinstance(self.emission_, _GaussianEmission) else X
-        self._initialize(X, initial_responsibilities(Xc, int(self.n_components), self.init_params, generator))
+        K = int(self.n_components)
+        resp = initial_responsibilities(Xc, min(K, X.shape[0]), self.init_params, generator)
+        if resp.shape[1] < K:
+            resp = torch.cat([resp, resp.new_zeros(resp.shape[0], K - resp.shape[1])], dim=1)
+        self._initialize(X, resp)
 
     def _stats_for(self, X: Tensor) -> SufficientStatistics:
         if getattr(self, "_data_key", None) != (X.data_ptr(), tuple(X.shape)):
@@ -481,12 +500,6 @@ class DirichletProcessMixture(BaseMixture):
         out = [em.log_likelihood_matrix(*em.sufficient_statistics(chunk), es) + elogpi for chunk in X.split(rows)]
         return torch.cat(out)
 
-    def _validate_data(self, X, reset: bool) -> Tensor:
-        X = super()._validate_data(X, reset)
-        if not reset:
-            self.emission_.check_data(X)
-        return X
-
     def _get_state(self) -> dict[str, Tensor]:
         state = {"phi": self._phi.detach().clone(), "sticks": self._sticks.detach().clone(),
                  "phi0": self._phi0.detach().clone(), "alpha": self._phi.new_tensor(self.alpha_)}
@@ -529,6 +542,10 @@ class DirichletProcessMixture(BaseMixture):
         self._drop_svi()
 
     def _refresh_attributes(self) -> None:
+        self.weight_concentration_prior_ = self.alpha_
+        if isinstance(self.emission_, _GaussianEmission):
+            for key, value in self.emission_.prior_summary(self._phi0).items():
+                setattr(self, key, value)
         self.weights_ = expected_weights(self._sticks)
         self.weight_concentration_ = self._sticks
         self.natural_params_ = self._phi

@@ -150,6 +150,25 @@ class _GaussianEmission(ConjugateEmission):
         check_resolution(X64, X.dtype)
         return super().setup(X - self.offset)
 
+    def prior_summary(self, phi0: Tensor) -> dict[str, Tensor | float]:
+        """
+        The prior's hyper-parameters as scikit-learn's ``BayesianGaussianMixture`` reports them after a fit:
+        ``mean_prior_`` (original coordinates), ``mean_precision_prior_`` and, except for ``unit``,
+        ``degrees_of_freedom_prior_`` and ``covariance_prior_`` (the inverse scale of the precision prior).
+
+        :param Tensor phi0: the prior natural parameter from :meth:`setup`.
+        """
+        std = self.to_standard(phi0)
+        out: dict[str, Tensor | float] = {"mean_prior_": self._shifted(std["loc"]),
+                                          "mean_precision_prior_": float(std["kappa"].reshape(-1)[0])}
+        if "shape" in std:  # spherical, diag: Gamma(nu0 / 2, s0 / 2)
+            out["degrees_of_freedom_prior_"] = float(2 * std["shape"].reshape(-1)[0])
+            out["covariance_prior_"] = 2 * std["rate"]
+        elif "df" in std:  # full, tied: Wishart(nu0, W0), covariance prior W0^{-1}
+            out["degrees_of_freedom_prior_"] = float(std["df"])
+            out["covariance_prior_"] = torch.cholesky_inverse(std["scale_tril"])
+        return out
+
     def _centred(self, X: Tensor) -> Tensor:
         return X if self.offset is None else X - self.offset.to(X.device, X.dtype)
 
@@ -530,7 +549,8 @@ class FullGaussianEmission(_GaussianEmission):
         D = self.n_features
         self._set_dim(D, X.device)
         if nu0 <= D - 1:
-            raise ValueError(f"degrees_of_freedom_prior must be > n_features - 1 = {D - 1}, got {nu0}")
+            raise ValueError(f"The parameter 'degrees_of_freedom_prior' should be greater than {D - 1}, "
+                             f"but got {nu0:.3f}.")
         if self.covariance_prior is None:
             self._variances(X)  # clear message for constant features
             cov = torch.cov(X.T).reshape(D, D) if X.shape[0] > 1 else torch.eye(D, dtype=X.dtype, device=X.device)
