@@ -100,7 +100,9 @@ def _save_figure(path: str, data, learned_probs: torch.Tensor, membership: torch
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover - matplotlib is in the test extra
-        raise ImportError("saving the demo figure needs matplotlib: pip install matplotlib") from e
+        raise ImportError('saving the demo figure needs matplotlib: pip install "pyro_expfam[plot]"') from e
+    from ...plot import plot_membership_sets, plot_memberships
+
     K = data.Z.shape[1]
     order = [int(j) for j in perm]
     shown = min(60, data.Z.shape[0])
@@ -119,14 +121,14 @@ def _save_figure(path: str, data, learned_probs: torch.Tensor, membership: torch
         ax.set_title(f"learned cluster {j}", fontsize=9)
         ax.axis("off")
     ax = fig.add_subplot(grid[2, : K // 2 or 1])
-    ax.imshow(data.Z[:shown].T.cpu().numpy(), aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    plot_membership_sets(data.Z, max_points=shown, ax=ax)
     ax.set_title(f"true memberships (first {shown} points)", fontsize=9)
     ax.set_ylabel("bar")
     ax.set_xlabel("data point")
     ax = fig.add_subplot(grid[2, K // 2 or 1 :] if K > 1 else grid[2, 0])
     empty = membership.new_zeros(shown)
-    matched = torch.stack([membership[:shown, j] if j >= 0 else empty for j in order])
-    ax.imshow(matched.detach().cpu().numpy(), aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    matched = torch.stack([membership[:shown, j] if j >= 0 else empty for j in order], -1)  # (shown, K)
+    plot_memberships(matched, colorbar=False, ax=ax)
     ax.set_title("posterior P(z = 1 | x), matched clusters", fontsize=9)
     ax.set_xlabel("data point")
     fig.savefig(path, dpi=110)
