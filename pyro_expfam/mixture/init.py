@@ -46,6 +46,7 @@ def kmeans_plusplus(
     n_clusters: int,
     generator: torch.Generator | None = None,
     n_local_trials: int | None = None,
+    _x_sq: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """
     Greedy k-means++ seeding: each new centre is the best (lowest potential) of
@@ -62,7 +63,7 @@ def kmeans_plusplus(
     N = X.shape[0]
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    x_sq = _row_sq_norms(X)
+    x_sq = _row_sq_norms(X) if _x_sq is None else _x_sq
     first = torch.randint(0, N, (1,), generator=generator).to(X.device)
     indices = [first]
     closest = _sq_dist(X, X[first], x_sq, x_sq[first]).squeeze(1)
@@ -98,12 +99,12 @@ def kmeans(
     :returns: ``(centers (K, D), labels (N,))``.
     """
     n_clusters = _check(X, n_clusters)
-    centers, _ = kmeans_plusplus(X, n_clusters, generator)
     N, D = X.shape
-    ones = X.new_ones(N)
-    if N > 1:  # mean per-feature variance from two matrix-vector products (reductions over rows are slow)
-        mean = ones @ X / N
-        threshold = tol * float((ones @ X.square() / N - mean.square()).clamp_min(0).mean())
+    x_sq = _row_sq_norms(X)
+    centers, _ = kmeans_plusplus(X, n_clusters, generator, _x_sq=x_sq)
+    if N > 1:  # mean per-feature variance from the row norms and the mean (no pass over X squared)
+        mean = X.new_ones(N) @ X / N
+        threshold = tol * max(float(x_sq.sum()) / N - float(mean.square().sum()), 0.0) / D
     else:
         threshold = 0.0
     # per iteration: one GEMM for the distances (||c||^2 - 2 c.x: argmin does not need ||x||^2), counts by
@@ -128,8 +129,8 @@ def kmeans(
 
 
 def _row_sq_norms(X: Tensor) -> Tensor:
-    """``||x_n||^2`` for every row, as a matrix-vector product (a sum over a short last dimension is slow)."""
-    return torch.mv(X.square(), X.new_ones(X.shape[1]))
+    """``||x_n||^2`` for every row (``vector_norm`` reads ``X`` once: no ``N x D`` temporary)."""
+    return torch.linalg.vector_norm(X, dim=1).square_()
 
 
 def _nearest(X: Tensor, C: Tensor) -> Tensor:
