@@ -163,12 +163,6 @@ def _family_from_spec(spec: dict) -> _families.ClusterFamily:
     return cls(**config)
 
 
-def _prior_spec(prior) -> Any:
-    if isinstance(prior, _priors.MembershipPrior):
-        return {"class": type(prior).__name__, "alpha": prior.alpha}
-    return prior
-
-
 def _optimizer_spec(optimizer) -> Any:
     if not isinstance(optimizer, PyroOptim):
         return optimizer
@@ -265,9 +259,6 @@ class _Stopper:
     def state(self) -> dict:
         return {"best": self.best, "since_best": self.since_best, "smoothed": self.smoothed}
 
-    def load(self, state: dict) -> None:
-        self.best, self.since_best, self.smoothed = state["best"], state["since_best"], state["smoothed"]
-
 
 class _SVIRun:
     """
@@ -363,7 +354,7 @@ class _SVIRun:
         self.optim.set_state({self.model._param_name(k): _clone_state(v) for k, v in state["optim"].items()})
         self.perm, self.pos = state["perm"], int(state["pos"])
         self.steps, self.epoch_loss = int(state["steps"]), float(state["epoch_loss"])
-        self.stopper.load(state["stopper"])
+        self.stopper.__dict__.update(state["stopper"])
 
 
 def _optim_state_dict(optimizer) -> dict:
@@ -1021,9 +1012,17 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         if not isinstance(self.family, str | dict):
             plain["family"] = _family_spec(self.model_.family)
         if isinstance(self.prior, _priors.MembershipPrior):
-            plain["prior"] = _prior_spec(self.prior)
+            plain["prior"] = {"class": type(self.prior).__name__, "alpha": self.prior.alpha}
         if isinstance(self.optimizer, PyroOptim):
             plain["optimizer"] = _optimizer_spec(self.optimizer)
+            if plain["optimizer"] is None:
+                warnings.warn(
+                    "OverlappingMixture.save: an optimiser with callable (per-parameter) arguments cannot be stored "
+                    "as plain data; the file holds optimizer=None (its state is saved): set_params(optimizer=...) "
+                    "after load before a warm start",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if callable(self.init_params):
             plain["init_params"] = "auto"
         old = {k: getattr(self, k) for k in plain}
