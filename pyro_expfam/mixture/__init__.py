@@ -11,7 +11,7 @@ whose Pyro model/guide pairs stay public:
   a drop-in for :class:`sklearn.mixture.GaussianMixture`.
 """
 
-from .base import BaseMixture
+from .base import BaseMixture, FittedTensor
 from .dpmm import (
     BernoulliEmission,
     CategoricalEmission,
@@ -39,6 +39,7 @@ __all__ = [
     "DiagGaussianEmission",
     "DirichletProcessMixture",
     "ExpFamMixture",
+    "FittedTensor",
     "FullGaussianEmission",
     "GaussianMixture",
     "PoissonEmission",
