@@ -93,6 +93,15 @@ _CONSTRUCTOR_ARGS: dict[str, Callable[[object], dict]] = {
     "Wishart": lambda d: {"df": d.df, "scale_tril": d.scale_tril},
 }
 
+
+def _family_constructor_args(name: str) -> Callable[[object], dict]:
+    # families whose pyro_expfam class reads its own constructor arguments
+    return lambda d: getattr(_expfam_module(), name)._constructor_args(d)
+
+
+_OWN_ARGS_FAMILIES = ("HalfNormal", "Laplace", "NegativeBinomial", "Pareto", "Weibull")
+_CONSTRUCTOR_ARGS.update({name: _family_constructor_args(name) for name in _OWN_ARGS_FAMILIES})
+
 #: The torch families patched by :func:`patch_torch` (those that torch ships).
 PATCHED_FAMILIES: tuple[str, ...] = tuple(n for n in sorted(_CONSTRUCTOR_ARGS) if hasattr(torch.distributions, n))
 

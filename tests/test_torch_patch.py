@@ -26,6 +26,7 @@ import pyro_expfam.distributions as expfam
 from pyro_expfam.torch_patch import (
     _CONSTRUCTOR_ARGS,
     PATCHED_FAMILIES,
+    as_expfam,
     is_torch_patched,
     patch_torch,
     patched_torch,
@@ -89,8 +90,14 @@ MAKERS = {
     "Poisson": lambda s, g: td.Poisson(_u(s, g, 0.5, 3.5)),
     "VonMises": lambda s, g: td.VonMises(_u(s, g, -math.pi, math.pi), _u(s, g, 0.5, 2.5)),
     "Wishart": lambda s, g: td.Wishart(_u(s, g, 4.0, 6.0), covariance_matrix=_spd(s, 2, g)),
+    # the families with a fixed parameter hold it constant along the batch (products need that)
+    "HalfNormal": lambda s, g: td.HalfNormal(_u(s, g, 0.5, 1.5)),
+    "Laplace": lambda s, g: td.Laplace(torch.full(s, 0.3, dtype=D64), _u(s, g, 0.5, 1.5)),
+    "NegativeBinomial": lambda s, g: td.NegativeBinomial(3.0, probs=_u(s, g, 0.2, 0.8)),
+    "Pareto": lambda s, g: td.Pareto(torch.full(s, 1.5, dtype=D64), _u(s, g, 1.5, 3.5)),
+    "Weibull": lambda s, g: td.Weibull(_u(s, g, 0.5, 1.5), torch.full(s, 2.0, dtype=D64)),
 }
-REFUSED = ("Poisson", "Binomial", "Multinomial")
+REFUSED = ("Poisson", "Binomial", "Multinomial", "NegativeBinomial", "Weibull")
 CLOSED = sorted(set(MAKERS) - set(REFUSED))
 
 
@@ -168,7 +175,7 @@ def test_user_replacement_survives_unpatch():
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_from_natural_params_round_trip(patched, name):
     d = make(name)
-    fixed = {"total_count": d.total_count} if name in ("Binomial", "Multinomial") else {}
+    fixed = as_expfam(d)._fixed_params()
     d2 = type(d)._from_natural_params(*d._natural_params, **fixed)
     assert type(d2) is type(d)
     x = d.sample((5,))
@@ -203,7 +210,7 @@ def test_mean_parameters_are_gradient_of_log_normalizer(patched, name):
 @pytest.mark.parametrize("name", sorted(MAKERS))
 def test_from_mean_parameters_round_trip(patched, name):
     d = make(name)
-    fixed = {"total_count": d.total_count} if name in ("Binomial", "Multinomial") else {}
+    fixed = as_expfam(d)._fixed_params()
     d2 = type(d).from_mean_parameters(*d.mean_parameters(), **fixed)
     # torch's Chi2 has Gamma's mean parameters (E log x, E x): their inverse is a Gamma (rate 1/2 up to rounding)
     assert type(d2) is (td.Gamma if name == "Chi2" else type(d))
@@ -329,7 +336,7 @@ def test_upstream_doc_tests_run(patched):
         math=math,
         DistributionsTestCase=_DistributionsTestCase,
         _get_examples=_doc_examples,
-        _fixed=lambda d: {"total_count": d.total_count} if hasattr(d, "total_count") else {},
+        _fixed=lambda d: as_expfam(d)._fixed_params(),
     )
     exec(compile(code, str(_DOC), "exec"), namespace)  # noqa: S102 - our own documentation
     suite = unittest.defaultTestLoader.loadTestsFromTestCase(namespace["TestExponentialFamilyAlgebra"])
