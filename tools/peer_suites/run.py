@@ -115,7 +115,7 @@ def fetch_pyro(dest: pathlib.Path, git_dir: str | None, ref: str | None) -> str:
         ref = ref or _pick_ref(git_dir, [pyro.__version__, f"v{pyro.__version__}"])
         tar = _git(git_dir, "archive", "--format=tar", ref, "--", *PYRO_SUPPORT).stdout
         tarfile.open(fileobj=io.BytesIO(tar)).extractall(dest, filter="data")
-        return f"pyro-ppl/pyro {ref} ({_describe(git_dir, ref)})"
+        return f"git {git_dir} at {ref} ({_describe(git_dir, ref)})"
     ref = ref or pyro.__version__
     url = f"https://github.com/pyro-ppl/pyro/archive/{ref}.tar.gz"
     with urllib.request.urlopen(url, timeout=120) as f:
@@ -141,7 +141,7 @@ def fetch_torch(dest: pathlib.Path, test_file: str | None, git_dir: str | None, 
     elif git_dir:
         ref = ref or _pick_ref(git_dir, [f"v{version}"])
         target.write_bytes(_git(git_dir, "show", f"{ref}:{TORCH_TEST}").stdout)
-        source = f"pytorch/pytorch {ref} ({_describe(git_dir, ref)})"
+        source = f"git {git_dir} at {ref} ({_describe(git_dir, ref)})"
     else:
         ref = ref or f"v{version}"
         url = f"https://raw.githubusercontent.com/pytorch/pytorch/{ref}/{TORCH_TEST}"
