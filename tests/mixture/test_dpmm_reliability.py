@@ -174,3 +174,35 @@ def test_float16_refused_up_front():
     """dtype=torch.float16 is refused before any computation, with the supported dtypes named."""
     with pytest.raises(ValueError, match="float32.*float64"):
         DirichletProcessMixture(5, dtype=torch.float16).fit(np.zeros((10, 2)))
+
+
+def test_checkpoint_files(monkeypatch, tmp_path):
+    """An svi checkpoint (with Adam's state) survives an interrupted overwrite, and a corrupted copy gives an
+    error naming the file (the file machinery is the base class's, tested in depth in test_reliability.py)."""
+    from pyro_expfam import util
+
+    X, _ = make_blobs(200, 2, 3, random_state=0, dtype=torch.float64)
+    est = _fit(DirichletProcessMixture(4, method="svi", max_iter=1, random_state=0), X)
+    path = tmp_path / "dpmm.pt"
+    est.save(path)
+    good = path.read_bytes()
+
+    def interrupted_writer(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        f.flush()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(util, "_writer", interrupted_writer)
+    with pytest.raises(KeyboardInterrupt):
+        est.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["dpmm.pt"]
+    loaded = DirichletProcessMixture.load(path)
+    assert torch.equal(loaded.natural_params_, est.natural_params_)
+    assert set(loaded._svi_state) == {"params", "optim"}
+    raw = bytearray(good)
+    for i in range(0, len(raw), 7):
+        raw[i] ^= 0xFF
+    (tmp_path / "flipped.pt").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"flipped\.pt"):
+        DirichletProcessMixture.load(tmp_path / "flipped.pt")
