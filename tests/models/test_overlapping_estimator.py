@@ -249,3 +249,14 @@ def test_float32_far_from_the_origin():
     # float32 at 1e8: values are 8 apart there, the data are rounding noise: a clear error suggesting float64
     with pytest.raises(ValueError, match="float64"):
         OverlappingMixture("normal", 2, **kw).fit((data.X + 1e8).float())
+
+
+def test_model_selection_with_scikit_learn(bars):
+    # GridSearchCV scores held-out folds with score(): 3 planted bars beat a single cluster
+    from sklearn.model_selection import GridSearchCV
+
+    X = bars.X.double().numpy()
+    est = OverlappingMixture("bernoulli", max_iter=60, random_state=0)
+    search = GridSearchCV(est, {"n_components": [np.int64(1), np.int64(3)]}, cv=3).fit(X)
+    assert search.best_params_["n_components"] == 3
+    assert isinstance(search.best_estimator_.predict(X), np.ndarray)
