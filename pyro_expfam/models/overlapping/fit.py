@@ -392,6 +392,15 @@ def _rowwise(fn: Callable[[Tensor], Tensor], X: Tensor) -> Tensor:
     return fn(X) if X.shape[0] != 1 else fn(X.expand(2, *X.shape[1:]))[:1]
 
 
+def _embed(params: dict[str, Tensor], smaller: dict[str, Tensor]) -> None:
+    """Copy a smaller model's parameters into the first clusters of ``params`` (whole sites not indexed by cluster)."""
+    for key, value in smaller.items():
+        if params[key].shape == value.shape:
+            params[key] = value.clone()
+        else:
+            params[key][: value.shape[0]] = value
+
+
 def _data_ndim(family: _families.ClusterFamily) -> int:
     """Dimensions of a data set for ``family``: ``(N,) + point shape``."""
     if isinstance(family, _families.CategoricalClusters) and family.one_hot:
@@ -694,8 +703,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
             params = strategy(sub, X, generator)
             if prev is not None:
                 pi = prev.membership_prior_
-                for key, value in prev.params_.items():
-                    params[key][: k - 1] = value
+                _embed(params, prev.params_)
                 params[f"{site}.loc"] = sub.prior.init_value(torch.cat([pi, 0.5 * pi[-1:]]).clamp(1e-4, 1 - 1e-4))
             sub.params_ = params
             run = _SVIRun(self, sub, X, generator)
@@ -715,8 +723,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
                 break
         full = strategy(model, X, generator)
         kp = prev.num_clusters
-        for key, value in prev.params_.items():
-            full[key][:kp] = value
+        _embed(full, prev.params_)
         pi = prev.membership_prior_
         if pruned:  # the clusters never reached get negligible pi (decreasing, as the stick-breaking prior wants)
             tail = pi[-1] * 1e-3 ** torch.arange(1, k_max - kp + 1, dtype=pi.dtype, device=pi.device)
