@@ -667,9 +667,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
             family.setup(Xc)
             self._fit_model = probe
             return Xc
-        if warm:
-            self.model_.setup(X if self._offset is None else X - self._offset)  # checks the point shape
-        elif tuple(X.shape[1:]) != tuple(family.layout.event_shape):
+        if tuple(X.shape[1:]) != tuple(family.layout.event_shape):
             raise ValueError(
                 f"X must have points of shape {tuple(family.layout.event_shape)}, got {tuple(X.shape[1:])}"
             )
@@ -736,6 +734,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         """One SVI step; returns the ELBO per point (minus the loss over ``N``)."""
         if self.__dict__.get("_run") is None:  # warm start: continue on a copy (an interrupted refit keeps the old)
             self.model_ = copy.deepcopy(self.model_)
+            self.model_.setup(X)  # the copy follows the data's device and dtype
             self._run = _SVIRun(self, self.model_, X, self._fit_generator)
             self._run.load(self.__dict__.get("_pending_resume") or {})
         loss = self._run.step()
