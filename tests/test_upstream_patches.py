@@ -6,9 +6,10 @@ The upstream patch series (``upstream/patches/*.patch``) against torch's
 distributions package, the tests it adds (torch's own test style) pass on
 the patched classes, and the patched products agree with pyro_expfam's.
 
-The patched copy is imported in a subprocess, where an import hook makes
-``torch.distributions`` (and its submodules) resolve to the copy before
-``import torch`` runs, so the installed torch is never modified.  Skipped
+The patched copy is imported in a subprocess, where an import hook
+(``upstream/patched_import.py``) makes ``torch.distributions`` (and its
+submodules) resolve to the copy before ``import torch`` runs, so the installed
+torch is never modified.  Skipped
 only when neither ``git`` nor ``patch`` is installed.
 """
 
@@ -30,7 +31,8 @@ import torch
 import pyro_expfam.distributions as expfam
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PATCHES = sorted((ROOT / "upstream" / "patches").glob("*.patch"))
+UPSTREAM = ROOT / "upstream"
+PATCHES = sorted((UPSTREAM / "patches").glob("*.patch"))
 TEST_FILE = "test/distributions/test_exp_family_products.py"
 
 #: torch's ExponentialFamily subclasses that the series covers, each with the patch that does it.
@@ -91,36 +93,21 @@ def _products(namespace, factors: dict, params: dict) -> dict:
 # and with pyro_expfam's classes (imported on top of the patched torch) as JSON.
 _RUNNER = textwrap.dedent(
     r"""
-    import importlib.abc, importlib.util, json, os, runpy, sys, types, unittest
+    import json, runpy, sys, types, unittest
 
-    PATCHED, TEST_FILE, SPEC, OUT = sys.argv[1:5]
-
-
-    class PatchedDistributions(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name != "torch.distributions" and not name.startswith("torch.distributions."):
-                return None
-            base = os.path.join(PATCHED, *name.split("."))
-            if os.path.isdir(base):
-                init = os.path.join(base, "__init__.py")
-                return importlib.util.spec_from_file_location(name, init, submodule_search_locations=[base])
-            if os.path.exists(base + ".py"):
-                return importlib.util.spec_from_file_location(name, base + ".py")
-            return None
-
-
-    sys.meta_path.insert(0, PatchedDistributions())
+    PATCHED, TEST_FILE, SPEC, OUT, UPSTREAM = sys.argv[1:6]
     try:
         import expecttest  # noqa: F401  (torch's TestCase derives from expecttest.TestCase)
     except ImportError:
         stub = types.ModuleType("expecttest")
         stub.TestCase, stub.ACCEPT = unittest.TestCase, False
         sys.modules["expecttest"] = stub
+    sys.path.insert(0, UPSTREAM)
+    import patched_import
+
+    patched_import.install(PATCHED)
     sys.argv = [TEST_FILE]
     import torch
-
-    if not torch.distributions.__file__.startswith(PATCHED):
-        raise RuntimeError(f"torch.distributions was imported from {torch.distributions.__file__}")
 
     namespace = runpy.run_path(TEST_FILE, run_name="upstream_tests")
     suite = unittest.defaultTestLoader.loadTestsFromTestCase(namespace["TestExponentialFamilyProducts"])
@@ -187,7 +174,7 @@ def patched_run(patched, tmp_path_factory) -> dict:
     source = "import torch\n\n" + inspect.getsource(_products)
     spec.write_text(json.dumps({"factors": FACTORS, "params": PRODUCT_PARAMS, "products_source": source}))
     proc = subprocess.run(
-        [sys.executable, str(runner), str(patched), str(patched / TEST_FILE), str(spec), str(out)],
+        [sys.executable, str(runner), str(patched), str(patched / TEST_FILE), str(spec), str(out), str(UPSTREAM)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -14,7 +14,10 @@ driven by two environment variables:
   ``from torch.distributions import Normal, ...``, and restore them after
   collection);
 - ``PEER_CLASSES``: ``ours`` to substitute, ``theirs`` (the baseline) to leave
-  everything as it is.
+  everything as it is, ``pyro`` (torch suite only) to substitute Pyro's classes
+  of the same names: the second baseline of a drop-in replacement for Pyro's;
+  ``patched`` (torch suite only) to import torch with the upstream series
+  applied: ``torch.distributions`` from the copy in ``PEER_PATCHED_TORCH``.
 
 Every class in ``pyro_expfam.distributions.FAMILIES`` whose name exists in the
 target namespace is substituted, so families added later are picked up without
@@ -33,13 +36,11 @@ SUBSTITUTED: list[str] = []
 _RESTORE: list[tuple[object, str, type]] = []
 
 
-def _substitute() -> None:
+def _substitute(replacements: list[type]) -> None:
     import sys
 
     import pyro.distributions
     import torch.distributions
-
-    import pyro_expfam.distributions as ours
 
     namespace = {"pyro": pyro.distributions, "torch": torch.distributions}[SUITE]
     # Pyro's own modules build distributions with the names they imported (hmm.py's
@@ -53,7 +54,7 @@ def _substitute() -> None:
     modules = [namespace]
     if SUITE == "pyro":
         modules += [m for n, m in list(sys.modules.items()) if n.startswith("pyro.distributions.") and m is not None]
-    for cls in ours.FAMILIES:
+    for cls in replacements:
         theirs = getattr(namespace, cls.__name__, None)
         if theirs is None:
             continue
@@ -65,8 +66,24 @@ def _substitute() -> None:
         SUBSTITUTED.append(cls.__name__)
 
 
-if CLASSES == "ours":
-    _substitute()
+if CLASSES == "patched":
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "upstream"))
+    import patched_import
+
+    patched_import.install(os.environ["PEER_PATCHED_TORCH"])
+    SUBSTITUTED.append(f"torch.distributions from {os.environ['PEER_PATCHED_TORCH']}")
+elif CLASSES == "ours":
+    import pyro_expfam.distributions
+
+    _substitute(list(pyro_expfam.distributions.FAMILIES))
+elif CLASSES == "pyro" and SUITE == "torch":
+    import pyro.distributions
+
+    import pyro_expfam.distributions
+
+    _substitute([getattr(pyro.distributions, c.__name__) for c in pyro_expfam.distributions.FAMILIES])
 
 
 def pytest_collection_finish(session) -> None:
@@ -75,6 +92,6 @@ def pytest_collection_finish(session) -> None:
 
 
 def pytest_report_header(config) -> str:
-    if CLASSES != "ours":
+    if not SUBSTITUTED:
         return f"peer suite {SUITE}: their own classes (baseline)"
-    return f"peer suite {SUITE}: pyro_expfam classes substituted for {', '.join(SUBSTITUTED)}"
+    return f"peer suite {SUITE}: {CLASSES} classes substituted for {', '.join(SUBSTITUTED)}"

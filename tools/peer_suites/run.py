@@ -153,9 +153,25 @@ def fetch_torch(dest: pathlib.Path, test_file: str | None, git_dir: str | None, 
     return source
 
 
+def build_patched_torch(dest: pathlib.Path) -> pathlib.Path:
+    """A copy of the installed ``torch/distributions`` under ``dest`` with ``upstream/patches`` applied."""
+    import torch
+
+    shutil.rmtree(dest, ignore_errors=True)
+    installed = pathlib.Path(torch.distributions.__file__).parent
+    shutil.copytree(installed, dest / "torch" / "distributions", ignore=shutil.ignore_patterns("__pycache__"))
+    (dest / "test" / "distributions").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    for patch in sorted((ROOT / "upstream" / "patches").glob("*.patch")):
+        subprocess.run(["git", "apply", str(patch)], cwd=dest, check=True)
+    return dest
+
+
 def run_pytest(cwd: pathlib.Path, args: list[str], suite: str, classes: str, xml: pathlib.Path) -> float:
     env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PEER_SUITE=suite, PEER_CLASSES=classes)
+    if classes == "patched":
+        env["PEER_PATCHED_TORCH"] = str(build_patched_torch(cwd / "patched_torch"))
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT), str(cwd), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider", "-p", "peer_substitute"]
     cmd += ["--continue-on-collection-errors"]
@@ -225,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--torch-test-file", help="a copy of torch's test/distributions/test_distributions.py")
     p.add_argument("--torch-git-dir", help="a git directory of pytorch/pytorch")
     p.add_argument("--torch-ref", help="tag or commit (default: v<installed version>, else HEAD)")
-    p.add_argument("--classes", choices=("both", "theirs", "ours"), default="both")
+    p.add_argument(
+        "--classes",
+        choices=("both", "theirs", "ours", "pyro", "patched"),
+        default="both",
+        help="both: theirs then ours; pyro (torch suite): Pyro's classes, the baseline of a drop-in for "
+        "Pyro's; patched (torch suite): torch's classes with the upstream series applied",
+    )
     p.add_argument("--reuse", action="store_true", help="re-parse existing JUnit files instead of running")
     args = p.parse_args(argv)
 
@@ -237,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     for suite in ("pyro", "torch") if args.suite == "all" else (args.suite,):
         dest = workdir / suite
         # a run of our classes alone reuses the fetched tests and the baseline of an earlier run
-        refetch = not args.reuse and (args.classes != "ours" or not (dest / "SOURCE").exists())
+        refetch = not args.reuse and (args.classes in ("both", "theirs") or not (dest / "SOURCE").exists())
         if refetch:
             shutil.rmtree(dest, ignore_errors=True)
             dest.mkdir(parents=True)
@@ -258,6 +280,17 @@ def main(argv: list[str] | None = None) -> int:
         if not all((dest / f"junit-{c}.xml").exists() for c in ("theirs", "ours")):
             continue
         entry = compare(parse_junit(dest / "junit-theirs.xml"), parse_junit(dest / "junit-ours.xml"))
+        if (dest / "junit-patched.xml").exists():
+            # torch's own tests on torch's classes with the upstream series applied
+            patched = parse_junit(dest / "junit-patched.xml")
+            entry["patched_series"] = compare(parse_junit(dest / "junit-theirs.xml"), patched)
+        if (dest / "junit-pyro.xml").exists():
+            # failures beyond those of torch's classes that Pyro's classes (which ours replace) pass
+            pyro_run = parse_junit(dest / "junit-pyro.xml")
+            entry["pyro_classes"] = counts(pyro_run)
+            entry["beyond_torch_and_pyro"] = {
+                t: m for t, m in entry["beyond_baseline"].items() if pyro_run.get(t, ("", ""))[0] == "passed"
+            }
         entry = {
             "source": source,
             "files": paths,
