@@ -140,8 +140,8 @@ class DirichletProcessMixture(BaseMixture):
         Every method records the exact ELBO (:meth:`elbo`) after each iteration.
         ``snvi`` converges when 3 successive changes are below ``tol``; ``svi``
         runs ``max_iter`` iterations and reports ``converged_`` from its last 3 changes.
-        ``svi`` supports component-wise emissions with stick-breaking weights (not ``"tied"`` or
-        ``"dirichlet_distribution"``) and ``n_components >= 2``.
+        ``svi`` supports component-wise emissions (not ``"tied"``), and ``n_components >= 2`` with
+        stick-breaking weights.
     :param bool merge: exact merge moves during CAVI (default true): two
         components are merged whenever that raises the ELBO, which empties
         unneeded components of a large truncation quickly; heavily overlapping
@@ -320,10 +320,7 @@ class DirichletProcessMixture(BaseMixture):
             if self._gaussian() and self.covariance_type == "tied":
                 raise ValueError(f"{_NOT_FOR_SVI} component-wise emissions only; use method='cavi' or 'snvi' "
                                  "with covariance_type='tied'")
-            if self.weight_concentration_prior_type != "dirichlet_process":
-                raise ValueError(f"{_NOT_FOR_SVI} weight_concentration_prior_type='dirichlet_process' only; use "
-                                 "method='cavi' or 'snvi'")
-            if int(self.n_components) < 2:
+            if int(self.n_components) < 2 and self.weight_concentration_prior_type == "dirichlet_process":
                 raise ValueError(f"{_NOT_FOR_SVI} n_components >= 2 only, got {self.n_components}")
 
     def _check_parameters(self, X: Tensor) -> None:
@@ -424,7 +421,8 @@ class DirichletProcessMixture(BaseMixture):
         return bs, max(math.ceil(n / bs), _MIN_SVI_STEPS)
 
     def _build_svi(self, n: int) -> None:
-        model = DPMixtureModel(self.emission_, int(self.n_components), self.alpha_, name=self._svi_prefix())
+        model = DPMixtureModel(self.emission_, int(self.n_components), self.alpha_, name=self._svi_prefix(),
+                               prior_type=self.weight_concentration_prior_type)
         model.set_variational_params(self._phi, self._sticks)
         # the learning rate decays geometrically to 1% of its initial value over _SVI_DECAY_EPOCHS epochs
         lrd = 0.01 ** (1.0 / (_SVI_DECAY_EPOCHS * self._svi_steps(n)[1]))
@@ -596,14 +594,13 @@ class DirichletProcessMixture(BaseMixture):
     def pyro_model(self) -> DPMixtureModel:
         """
         The fitted model as a Pyro :class:`~.model.DPMixtureModel`, its guide
-        initialised at the fitted variational parameters (component-wise emissions with stick-breaking
-        weights only).
+        initialised at the fitted variational parameters (component-wise emissions only).
         """
         self._check_is_fitted()
-        if isinstance(self.emission_, TiedGaussianEmission) or self._sticks.dim() == 1:
-            raise ValueError("pyro_model() supports component-wise emissions with weight_concentration_prior_type="
-                             "'dirichlet_process' only")
-        model = DPMixtureModel(self.emission_, int(self.n_components), self.alpha_)
+        if isinstance(self.emission_, TiedGaussianEmission):
+            raise ValueError("pyro_model() supports component-wise emissions only (not covariance_type='tied')")
+        model = DPMixtureModel(self.emission_, int(self.n_components), self.alpha_,
+                               prior_type=self.weight_concentration_prior_type)
         model.set_variational_params(self._phi, self._sticks)
         return model
 

@@ -55,7 +55,7 @@ from pyro.ops.indexing import Vindex
 from torch import Tensor
 from torch.distributions import constraints
 
-from ...distributions import Beta, Categorical
+from ...distributions import Beta, Categorical, Dirichlet
 from .emissions import ConjugateEmission
 
 __all__ = ["DPMixtureModel", "mix_weights"]
@@ -84,15 +84,22 @@ class DPMixtureModel:
 
     :param emission: a :class:`~.emissions.ConjugateEmission` after ``setup``,
         or any object with ``model_theta``, ``log_likelihood`` and ``observation_dist``.
-    :param int n_components: truncation level ``K >= 2``.
-    :param float alpha: DP concentration ``> 0``.
+    :param int n_components: truncation level ``K >= 2`` (``>= 1`` for finite Dirichlet weights).
+    :param float alpha: DP concentration ``> 0`` (the Dirichlet's concentration per component).
     :param str name: prefix of every sample site and ``pyro.param`` (default
         a fresh unique name, so two models never share parameters).
+    :param str prior_type: ``"dirichlet_process"`` (stick breaking, default) or ``"dirichlet_distribution"``:
+        ``pi ~ Dirichlet(alpha 1_K)`` (site ``name + "_pi"``) with the guide ``q(pi) = Dirichlet(c)``, whose
+        ``(K,)`` concentration takes the place of the ``(K-1, 2)`` sticks in :meth:`set_variational_params`.
     """
 
-    def __init__(self, emission, n_components: int, alpha: float, name: str | None = None) -> None:
-        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 2:
-            raise ValueError(f"n_components must be an int >= 2, got {n_components!r}")
+    def __init__(self, emission, n_components: int, alpha: float, name: str | None = None,
+                 prior_type: str = "dirichlet_process") -> None:
+        if prior_type not in ("dirichlet_process", "dirichlet_distribution"):
+            raise ValueError(f"prior_type must be 'dirichlet_process' or 'dirichlet_distribution', got {prior_type!r}")
+        minimum = 2 if prior_type == "dirichlet_process" else 1
+        if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < minimum:
+            raise ValueError(f"n_components must be an int >= {minimum}, got {n_components!r}")
         if isinstance(alpha, bool) or not float(alpha) > 0:
             raise ValueError(f"alpha must be a positive number, got {alpha!r}")
         for attr in ("model_theta", "log_likelihood", "observation_dist"):
@@ -102,7 +109,17 @@ class DPMixtureModel:
         self.K = n_components
         self.alpha = float(alpha)
         self.name = name if name is not None else f"dpmm{next(_ids)}"
+        self.prior_type = prior_type
         self._init: dict[str, Tensor] = {}
+
+    @property
+    def _finite(self) -> bool:
+        return self.prior_type == "dirichlet_distribution"
+
+    def _weight_param_names(self) -> list[str]:
+        if self._finite:
+            return [f"{self.name}_weight_conc"]
+        return [f"{self.name}_stick_a", f"{self.name}_stick_b"]
 
     @property
     def z_name(self) -> str:
@@ -112,11 +129,11 @@ class DPMixtureModel:
     def _param_names(self) -> list[str]:
         em = self.emission
         keys = list(em.guide_constraints) if isinstance(em, ConjugateEmission) else []
-        return [f"{self.name}_stick_a", f"{self.name}_stick_b"] + [f"{self.name}_q_{k}" for k in keys]
+        return self._weight_param_names() + [f"{self.name}_q_{k}" for k in keys]
 
     def param_constraints(self) -> dict[str, constraints.Constraint]:
         """The constraint of each ``pyro.param`` of the guide, by its name in the param store."""
-        out = {f"{self.name}_stick_a": constraints.positive, f"{self.name}_stick_b": constraints.positive}
+        out = dict.fromkeys(self._weight_param_names(), constraints.positive)
         if isinstance(self.emission, ConjugateEmission):
             out.update({f"{self.name}_q_{k}": c for k, c in self.emission.guide_constraints.items()})
         return out
@@ -136,9 +153,12 @@ class DPMixtureModel:
         if X is None and n_samples is None:
             raise ValueError("pass X (observed data) or n_samples (to generate)")
         ref = self._reference_tensor(X)
-        with pyro.plate(f"{n}_sticks", K - 1):
-            v = pyro.sample(f"{n}_v", Beta(ref.new_ones(()), ref.new_tensor(self.alpha)))
-        pi = mix_weights(v)
+        if self._finite:
+            pi = pyro.sample(f"{n}_pi", Dirichlet(ref.new_full((K,), self.alpha)))
+        else:
+            with pyro.plate(f"{n}_sticks", K - 1):
+                v = pyro.sample(f"{n}_v", Beta(ref.new_ones(()), ref.new_tensor(self.alpha)))
+            pi = mix_weights(v)
         with pyro.plate(f"{n}_components", K):
             theta = self.emission.model_theta(f"{n}_theta", K)
         N = X.shape[0] if X is not None else n_samples
@@ -168,8 +188,11 @@ class DPMixtureModel:
         for name in self._param_names():
             if name in store:
                 del store[name]
-        self._init = {f"{self.name}_stick_a": sticks[:, 0].detach().clone(),
-                      f"{self.name}_stick_b": sticks[:, 1].detach().clone()}
+        if self._finite:
+            self._init = {f"{self.name}_weight_conc": sticks.detach().clone()}
+        else:
+            self._init = {f"{self.name}_stick_a": sticks[:, 0].detach().clone(),
+                          f"{self.name}_stick_b": sticks[:, 1].detach().clone()}
         for key, value in self.emission.to_guide(phi.detach()).items():
             self._init[f"{self.name}_q_{key}"] = value.detach().clone()
 
@@ -182,10 +205,15 @@ class DPMixtureModel:
         if not self._init:
             raise RuntimeError("call set_variational_params(phi, sticks) before using the guide")
         n, K = self.name, self.K
-        a = pyro.param(f"{n}_stick_a", lambda: self._init[f"{n}_stick_a"], constraint=constraints.positive)
-        b = pyro.param(f"{n}_stick_b", lambda: self._init[f"{n}_stick_b"], constraint=constraints.positive)
-        with pyro.plate(f"{n}_sticks", K - 1):
-            pyro.sample(f"{n}_v", Beta(a, b))
+        if self._finite:
+            conc = pyro.param(f"{n}_weight_conc", lambda: self._init[f"{n}_weight_conc"],
+                              constraint=constraints.positive)
+            pyro.sample(f"{n}_pi", Dirichlet(conc))
+        else:
+            a = pyro.param(f"{n}_stick_a", lambda: self._init[f"{n}_stick_a"], constraint=constraints.positive)
+            b = pyro.param(f"{n}_stick_b", lambda: self._init[f"{n}_stick_b"], constraint=constraints.positive)
+            with pyro.plate(f"{n}_sticks", K - 1):
+                pyro.sample(f"{n}_v", Beta(a, b))
         params = self.emission.guide_to_standard(self._guide_params())
         with pyro.plate(f"{n}_components", K):
             self.emission.sample_theta(f"{n}_theta", params)
@@ -197,12 +225,15 @@ class DPMixtureModel:
                 for key, c in em.guide_constraints.items()}
 
     def variational_params(self) -> tuple[Tensor, Tensor]:
-        """The guide's current ``(phi (K, P), sticks (K-1, 2))`` as natural parameters (detached)."""
+        """The guide's current ``(phi (K, P), sticks (K-1, 2) or Dirichlet concentration (K,))`` (detached)."""
         with torch.no_grad():
             n = self.name
             params = {k: v.detach() for k, v in self._guide_params().items()}
             phi = self.emission.from_standard(self.emission.guide_to_standard(params))
-            sticks = torch.stack([pyro.param(f"{n}_stick_a").detach(), pyro.param(f"{n}_stick_b").detach()], 1)
+            if self._finite:
+                sticks = pyro.param(f"{n}_weight_conc").detach()
+            else:
+                sticks = torch.stack([pyro.param(f"{n}_stick_a").detach(), pyro.param(f"{n}_stick_b").detach()], 1)
         return phi, sticks
 
     def clear_params(self) -> None:
