@@ -37,15 +37,16 @@ def test_resume_is_bit_identical(method, covariance_type, tmp_path):
     From a random start CAVI switches its merge moves on after 2 iterations (the counter is saved), snvi's
     step counter sets its step size, svi's guide parameters, Adam moments and learning-rate decay are saved;
     every method's random generator state is saved.  (svi, at least 20 Pyro steps per iteration, runs 2 + 2
-    iterations and resumes from the file only: the in-memory warm start takes the same code path.)"""
+    iterations, 1 + 1 with the Dirichlet weights, and resumes from the file only: the in-memory warm start
+    takes the same code path.)"""
     X, _ = make_blobs(300, 2, 3, random_state=0, dtype=torch.float64)
     kw = dict(covariance_type=covariance_type, method=method, tol=0.0, random_state=0, init_params="random")
+    half = {"cavi": 3, "snvi": 3, "svi": 2, "svi-finite": 1}[method]
     if method == "svi-finite":  # svi with finite Dirichlet weights: its guide's concentration is saved too
         kw.update(method="svi", weight_concentration_prior_type="dirichlet_distribution")
         method = "svi"
     if method != "cavi":
         kw["batch_size"] = 64
-    half = 2 if method == "svi" else 3
     straight = _fit(DirichletProcessMixture(6, max_iter=2 * half, **kw), X)
     first = _fit(DirichletProcessMixture(6, max_iter=half, **kw), X)
     first.save(tmp_path / "dpmm.pt")
