@@ -12,6 +12,7 @@ import math
 import warnings
 
 import numpy as np
+import pyro
 import pytest
 import torch
 
@@ -61,6 +62,10 @@ def _params(est):
     return est.model_.params_
 
 
+def _equal(a, b) -> bool:
+    return all(torch.equal(_params(a)[k], _params(b)[k]) for k in _params(a))
+
+
 def test_random_state_reproducible(bars):
     X = bars.X[:100]
     kw = dict(guide="mean_field", max_iter=30, tol=0, batch_size=40)
@@ -78,6 +83,14 @@ def test_random_state_reproducible(bars):
         torch.manual_seed(123)
         OverlappingMixture("bernoulli", 2, guide=guide, random_state=0, max_iter=3, tol=0).fit(X)
         assert torch.equal(torch.rand(3), expected)
+    # random_state=None draws its seed from the global RNG: fresh fits differ, set_rng_seed reproduces them
+    none = [OverlappingMixture("bernoulli", 3, max_iter=3, tol=0).fit(X) for _ in range(2)]
+    assert not _equal(none[0], none[1])
+    runs = []
+    for _ in range(2):
+        pyro.set_rng_seed(7)
+        runs.append(OverlappingMixture("bernoulli", 3, max_iter=3, tol=0).fit(X))
+    assert _equal(runs[0], runs[1])
 
 
 def test_restarts_start_from_their_own_initialisation(bars):

@@ -20,9 +20,11 @@ Design notes (for the contributors who plug in initialisations and model options
   constructor as keyword arguments;
 - one iteration of the template loop (``max_iter``) is one SVI step;
 - every fit runs in a private Pyro param store (the global one is restored
-  afterwards, also when the fit is interrupted) and in a forked torch RNG
-  re-seeded from the estimator's generator at every step, so two estimators
-  never share parameters and the global RNG is never touched.
+  afterwards, also when the fit is interrupted), so two estimators never
+  share parameters; an SVI step that samples (mean-field guide) runs in a
+  forked torch RNG seeded from the estimator's generator, so the global RNG
+  is not touched (``random_state=None`` draws one seed from it, as in
+  :func:`~pyro_expfam.util.torch_generator`).
 """
 
 from __future__ import annotations
@@ -304,10 +306,14 @@ class _SVIRun:
                 self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
             subsample = self.perm[self.pos : self.pos + self.batch_size].to(self.X.device)
             self.pos += self.batch_size
-        if self.sampled:  # the guide draws from torch's RNG (forked by fit): seed it from the estimator's generator
-            _seed_device_rng(int(torch.randint(2**62, (1,), generator=self.generator)), self.X.device)
         try:
-            loss = self.svi.step(self.X, subsample=subsample)
+            if self.sampled:  # the guide draws from torch's global RNG: fork it, seeded from the estimator's generator
+                devices = [self.X.device] if self.X.device.type == "cuda" else []
+                with torch.random.fork_rng(devices=devices):
+                    _seed_device_rng(int(torch.randint(2**62, (1,), generator=self.generator)), self.X.device)
+                    loss = self.svi.step(self.X, subsample=subsample)
+            else:
+                loss = self.svi.step(self.X, subsample=subsample)
         except ValueError as e:
             if "invalid values" in str(e) or "nan" in str(e).lower():
                 raise FloatingPointError(
@@ -433,8 +439,9 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
     Fitted by Pyro's :class:`~pyro.infer.SVI` (one iteration = one SVI step)
     with the membership sets summed out exactly, ``n_init`` restarts keeping
     the best final ELBO, early stopping, minibatches and, for the IBP prior,
-    growth cluster by cluster.  Fitting leaves Pyro's global param store and
-    torch's global random generator as they were (also when interrupted), and
+    growth cluster by cluster.  Fitting leaves Pyro's global param store (also
+    when interrupted) and, given a ``random_state``, torch's global random
+    generator as they were, and
     commits its result only when it finishes: an interrupted refit leaves the
     previous fit intact.  ``warm_start=True`` continues a fit (in memory or
     after :meth:`save`/:meth:`load`) bit-identically: optimiser state,
@@ -811,21 +818,16 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         the IBP prior) of at most ``max_iter`` steps each, keeping the best
         final ELBO; with ``warm_start=True`` continue the fitted model.  The
         result is committed only when the fit finishes; Pyro's param store
-        and torch's global random generator are left as they were.
+        is left as it was, and so is torch's global random generator unless
+        ``random_state=None`` (then one seed is drawn from it).
 
         :param X: data ``(N,) + point shape`` (numpy array or tensor).
         :param y: ignored (scikit-learn API).
         :returns: ``self``.
         """
         _refuse_renamed(".fit()", renamed)
-        device = torch.device("cpu")
-        with contextlib.suppress(RuntimeError, TypeError, ValueError):
-            device = (
-                torch.device(self.device) if self.device is not None else X.device if isinstance(X, Tensor) else device
-            )
-        devices = [device] if device.type == "cuda" and torch.cuda.is_available() else []
         try:
-            with _private_param_store(), torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+            with _private_param_store(), warnings.catch_warnings():
                 if isinstance(self.tol, numbers.Real) and self.tol == 0:  # no convergence test: nothing to warn about
                     warnings.simplefilter("ignore", ConvergenceWarning)
                 self._init_count = 0
