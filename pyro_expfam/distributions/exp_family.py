@@ -254,7 +254,10 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
     def __init__(self, *args, **kwargs):
         # torch's independent-constraint check cannot reshape tensors with zero elements
         # (``Beta(ones(0), ones(0))`` fails in torch); there is nothing to validate in them
-        if any(torch.is_tensor(a) and a.numel() == 0 for a in (*args, *kwargs.values())):
+        # (shapes only, never a tensor converted to bool: no TracerWarning under torch.jit.trace)
+        if not torch.jit.is_tracing() and any(
+            torch.is_tensor(a) and 0 in tuple(a.shape) for a in (*args, *kwargs.values())
+        ):
             kwargs["validate_args"] = False
         super().__init__(*args, **kwargs)
 

@@ -257,3 +257,18 @@ def test_expand_still_guards_subclasses_with_their_own_init():
     assert Normal(torch.zeros(3), 1.0).expand((2, 3)).batch_shape == (2, 3)
     with pytest.raises(NotImplementedError, match="custom .expand"):
         Shifted(torch.zeros(3)).expand((2, 3))
+
+
+def test_jit_trace_builds_our_classes_without_tracer_warnings():
+    # the zero-size guard in ExponentialFamily.__init__ looks at shapes only (Pyro's test_detach_jit runs
+    # torch.jit.trace under filterwarnings = error)
+    x = torch.tensor(0.5)
+
+    def f(loc, scale):
+        return Normal(loc, scale, validate_args=False).log_prob(x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit.trace itself is deprecated
+        traced = torch.jit.trace(f, (torch.zeros(3), torch.ones(3)), check_trace=False)
+    torch.testing.assert_close(traced(torch.ones(3), torch.ones(3)), td.Normal(1.0, 1.0).log_prob(x).expand(3))
