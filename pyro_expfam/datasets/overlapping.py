@@ -15,6 +15,22 @@ densities.
 Each point's set is drawn by first drawing its size from ``set_size_probs``
 (default: 1 or 2 clusters with probability 1/2 each) and then a uniformly
 random set of that size.
+
+Processes *other* than the model, to check that a fit finds structure in data
+it did not generate (each returns the true parameters in ``params``, so that
+:func:`~pyro_expfam.models.overlapping.oracle.bayes_oracle` can compute the
+exact posterior over sets):
+
+- :func:`make_noisy_or`: binary features switched on by the *union* of the
+  sparse feature sets of a point's clusters (noisy-OR), with bit flips; with
+  ``set_size_probs[0] > 0`` some points are in no cluster.
+- :func:`make_sparse_product`: the product model itself on sparse random
+  feature sets, with bit flips (``D`` arbitrary, unlike the bars).
+- :func:`make_bernoulli_blocks`: no overlap at all: every point in exactly
+  one cluster (an ordinary mixture of product-Bernoulli blocks).
+- :func:`make_gaussian_stripes`: axis-aligned Gaussian "stripes" whose
+  pairwise products form a grid of blobs (every point in one horizontal and
+  one vertical stripe).
 """
 
 from __future__ import annotations
@@ -28,7 +44,16 @@ from torch import Tensor
 
 from ..util import check_device
 
-__all__ = ["OverlappingData", "make_overlapping_bars", "make_overlapping_gaussians", "sample_membership_sets"]
+__all__ = [
+    "OverlappingData",
+    "make_bernoulli_blocks",
+    "make_gaussian_stripes",
+    "make_noisy_or",
+    "make_overlapping_bars",
+    "make_overlapping_gaussians",
+    "make_sparse_product",
+    "sample_membership_sets",
+]
 
 
 @dataclass
@@ -179,7 +204,12 @@ def make_overlapping_bars(
     return OverlappingData(
         X.to(dtype=dtype, device=device),
         Z.to(dtype=dtype, device=device),
-        {"logits": logits.to(dtype=dtype, device=device)},
+        {
+            "logits": logits.to(dtype=dtype, device=device),
+            "kind": "bernoulli_product",
+            "set_size_probs": torch.as_tensor(set_size_probs, dtype=torch.float64),
+            "flip": 0.0,
+        },
     )
 
 
@@ -253,4 +283,250 @@ def make_overlapping_gaussians(
     X = mean + torch.linalg.solve_triangular(chol.mT, eps.unsqueeze(-1), upper=True).squeeze(-1)
     dtype = dtype or torch.get_default_dtype()
     conv = {"dtype": dtype, "device": check_device(device) if device is not None else None}
-    return OverlappingData(X.to(**conv), Z.to(**conv), {"loc": loc.to(**conv), "precision": precision.to(**conv)})
+    params = {"loc": loc.to(**conv), "precision": precision.to(**conv), "kind": f"gaussian_{covariance}"}
+    params["set_size_probs"] = probs
+    return OverlappingData(X.to(**conv), Z.to(**conv), params)
+
+
+def _flip_rate(flip) -> float:
+    if not (isinstance(flip, int | float) and 0 <= flip < 0.5):
+        raise ValueError(f"flip must be a number in [0, 0.5), got {flip!r}")
+    return float(flip)
+
+
+def _random_masks(num_clusters: int, num_features: int, features_per_cluster: int, g: torch.Generator) -> Tensor:
+    _positive_int("features_per_cluster", features_per_cluster)
+    if features_per_cluster > num_features:
+        raise ValueError(f"features_per_cluster must be <= num_features = {num_features}, got {features_per_cluster}")
+    keys = torch.rand(num_clusters, num_features, generator=g, dtype=torch.float64)
+    ranks = keys.argsort(-1).argsort(-1)
+    return (ranks < features_per_cluster).to(torch.float64)
+
+
+def _finish(X, Z, params, dtype, device) -> OverlappingData:
+    dtype = dtype or torch.get_default_dtype()
+    conv = {"dtype": dtype, "device": check_device(device) if device is not None else None}
+    out = {k: (v.to(**conv) if isinstance(v, Tensor) and k != "set_size_probs" else v) for k, v in params.items()}
+    return OverlappingData(X.to(**conv), Z.to(**conv), out)
+
+
+def make_noisy_or(
+    num_points: int = 1000,
+    num_features: int = 50,
+    num_clusters: int = 5,
+    features_per_cluster: int = 10,
+    set_size_probs: Sequence[float] | Tensor = (0.0, 1 / 3, 1 / 3, 1 / 3),
+    flip: float = 0.05,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> OverlappingData:
+    r"""
+    Binary data made as a noisy union (OR) of sparse feature sets, a process
+    that is *not* the product model: cluster ``k`` owns a random set of
+    ``features_per_cluster`` features; a point's feature is on when at least
+    one of its clusters owns it, then every bit is flipped with probability
+    ``flip``.  With ``set_size_probs[0] > 0`` some points are in no cluster
+    (all their features are off up to the flips).
+
+    :param int num_points: ``N``.
+    :param int num_features: ``D``.
+    :param int num_clusters: ``K``.
+    :param int features_per_cluster: size of each cluster's feature set.
+    :param set_size_probs: probabilities of set sizes 0, 1, 2, ... (default 1-3 clusters, uniformly).
+    :param float flip: bit-flip probability in ``[0, 0.5)``.
+    :param int seed: random seed.
+    :param torch.Generator generator: CPU generator (instead of ``seed``).
+    :param torch.dtype dtype: dtype of ``X``.
+    :param device: device of the results.
+    :returns: :class:`OverlappingData` with ``params["masks"]`` (``K x D``),
+        ``params["flip"]``, ``params["set_size_probs"]``, ``params["kind"] = "noisy_or"``.
+
+    Example::
+
+        >>> data = make_noisy_or(num_points=20, seed=0)
+        >>> data.X.shape, data.Z.shape, int(data.params["masks"].sum())
+        (torch.Size([20, 50]), torch.Size([20, 5]), 50)
+    """
+    _positive_int("num_features", num_features)
+    _positive_int("num_clusters", num_clusters)
+    flip = _flip_rate(flip)
+    g = _generator(seed, generator)
+    masks = _random_masks(num_clusters, num_features, features_per_cluster, g)
+    Z = sample_membership_sets(num_points, num_clusters, set_size_probs, g)
+    on = (Z @ masks).clamp(max=1.0)
+    p = on * (1 - flip) + (1 - on) * flip
+    X = torch.bernoulli(p, generator=g)
+    params = {
+        "masks": masks,
+        "flip": flip,
+        "set_size_probs": torch.as_tensor(set_size_probs, dtype=torch.float64),
+        "kind": "noisy_or",
+    }
+    return _finish(X, Z, params, dtype, device)
+
+
+def make_sparse_product(
+    num_points: int = 1000,
+    num_features: int = 50,
+    num_clusters: int = 5,
+    features_per_cluster: int = 10,
+    on_logit: float = 3.0,
+    off_logit: float = -1.0,
+    set_size_probs: Sequence[float] | Tensor = (0.0, 1 / 3, 1 / 3, 1 / 3),
+    flip: float = 0.05,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> OverlappingData:
+    r"""
+    Binary data from the product model on sparse random feature sets: cluster
+    ``k`` has logit ``on_logit`` on its ``features_per_cluster`` random
+    features and ``off_logit`` elsewhere; a point in the set ``z`` has logits
+    :math:`\sum_k z_k\,\text{logit}_k` (uniform background); every bit is
+    then flipped with probability ``flip``.
+
+    Arguments as for :func:`make_noisy_or`, plus ``on_logit`` and ``off_logit``.
+
+    :returns: :class:`OverlappingData` with ``params["logits"]`` (``K x D``),
+        ``params["flip"]``, ``params["set_size_probs"]``, ``params["kind"] = "bernoulli_product"``.
+
+    Example::
+
+        >>> data = make_sparse_product(num_points=20, seed=0)
+        >>> data.params["logits"].shape
+        torch.Size([5, 50])
+    """
+    _positive_int("num_features", num_features)
+    _positive_int("num_clusters", num_clusters)
+    flip = _flip_rate(flip)
+    g = _generator(seed, generator)
+    masks = _random_masks(num_clusters, num_features, features_per_cluster, g)
+    logits = masks * on_logit + (1 - masks) * off_logit
+    Z = sample_membership_sets(num_points, num_clusters, set_size_probs, g)
+    q = torch.sigmoid(Z @ logits)
+    X = torch.bernoulli(q * (1 - flip) + (1 - q) * flip, generator=g)
+    params = {
+        "logits": logits,
+        "flip": flip,
+        "set_size_probs": torch.as_tensor(set_size_probs, dtype=torch.float64),
+        "kind": "bernoulli_product",
+    }
+    return _finish(X, Z, params, dtype, device)
+
+
+def make_bernoulli_blocks(
+    num_points: int = 100,
+    num_features: int = 50,
+    num_clusters: int = 5,
+    on_prob: float = 0.8,
+    off_prob: float = 0.2,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> OverlappingData:
+    r"""
+    Clustered binary data with **no overlap**: the features are split into
+    ``K`` contiguous blocks; every point belongs to exactly one cluster (uniformly
+    at random) and has its cluster's block on with probability ``on_prob``,
+    the other features with probability ``off_prob``.  An overlapping model
+    should reduce to an ordinary mixture here (MAP sets of size one).
+
+    :param int num_points: ``N``.
+    :param int num_features: ``D >= K``.
+    :param int num_clusters: ``K``.
+    :param float on_prob: probability of a feature of the point's block.
+    :param float off_prob: probability of any other feature.
+    :returns: :class:`OverlappingData` with ``params["probs"]`` (``K x D``),
+        ``params["set_size_probs"] = (0, 1)``, ``params["kind"] = "blocks"``.
+
+    Example::
+
+        >>> data = make_bernoulli_blocks(num_points=10, seed=0)
+        >>> bool((data.Z.sum(-1) == 1).all())
+        True
+    """
+    _positive_int("num_features", num_features)
+    _positive_int("num_clusters", num_clusters)
+    if num_features < num_clusters:
+        raise ValueError(f"num_features must be >= num_clusters = {num_clusters}, got {num_features}")
+    for name, v in (("on_prob", on_prob), ("off_prob", off_prob)):
+        if not (isinstance(v, int | float) and 0 < v < 1):
+            raise ValueError(f"{name} must be a probability in (0, 1), got {v!r}")
+    g = _generator(seed, generator)
+    block = torch.arange(num_features) * num_clusters // num_features
+    probs = torch.where(block[None, :] == torch.arange(num_clusters)[:, None], float(on_prob), float(off_prob)).to(
+        torch.float64
+    )
+    Z = sample_membership_sets(num_points, num_clusters, (0.0, 1.0), g)
+    X = torch.bernoulli(Z @ probs, generator=g)
+    params = {"probs": probs, "set_size_probs": torch.tensor([0.0, 1.0], dtype=torch.float64), "kind": "blocks"}
+    return _finish(X, Z, params, dtype, device)
+
+
+def make_gaussian_stripes(
+    num_points: int = 500,
+    grid: int = 3,
+    spacing: float = 4.0,
+    narrow: float = 0.5,
+    wide: float = 20.0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> OverlappingData:
+    r"""
+    Points in the plane on a ``grid x grid`` lattice of blobs, explained by
+    ``K = 2 * grid`` overlapping axis-aligned Gaussian **stripes**: stripe
+    ``k < grid`` is narrow in ``x`` (standard deviation ``narrow``) at
+    ``x = k * spacing`` and wide in ``y`` (``wide``); stripe ``grid + j`` the
+    same with the axes swapped.  Every point belongs to one vertical and one
+    horizontal stripe (uniformly at random) and is drawn from their product,
+    a blob at the intersection.  An ordinary mixture needs ``grid^2`` blobs;
+    the overlapping model needs ``2 * grid`` stripes.
+
+    :param int num_points: ``N``.
+    :param int grid: stripes per axis.
+    :param float spacing: distance between neighbouring stripes.
+    :param float narrow: standard deviation across a stripe.
+    :param float wide: standard deviation along a stripe.
+    :returns: :class:`OverlappingData` with ``params["loc"]``, ``params["precision"]``
+        (diagonal, ``K x 2``), ``params["kind"] = "gaussian_stripes"``.
+
+    Example::
+
+        >>> data = make_gaussian_stripes(num_points=10, seed=0)
+        >>> data.X.shape, data.Z.shape
+        (torch.Size([10, 2]), torch.Size([10, 6]))
+    """
+    _positive_int("num_points", num_points)
+    _positive_int("grid", grid)
+    for name, v in (("spacing", spacing), ("narrow", narrow), ("wide", wide)):
+        if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number, got {v!r}")
+    g = _generator(seed, generator)
+    pos = spacing * torch.arange(grid, dtype=torch.float64)
+    loc = torch.zeros(2 * grid, 2, dtype=torch.float64)
+    loc[:grid, 0] = pos
+    loc[grid:, 1] = pos
+    precision = torch.empty(2 * grid, 2, dtype=torch.float64)
+    precision[:grid] = torch.tensor([1 / narrow**2, 1 / wide**2])
+    precision[grid:] = torch.tensor([1 / wide**2, 1 / narrow**2])
+    a = torch.randint(grid, (num_points,), generator=g)
+    b = torch.randint(grid, (num_points,), generator=g)
+    Z = torch.zeros(num_points, 2 * grid, dtype=torch.float64)
+    Z[torch.arange(num_points), a] = 1.0
+    Z[torch.arange(num_points), grid + b] = 1.0
+    prec = Z @ precision
+    mean = (Z @ (precision * loc)) / prec
+    X = mean + torch.randn(num_points, 2, generator=g, dtype=torch.float64) / prec.sqrt()
+    params = {
+        "loc": loc,
+        "precision": precision,
+        "kind": "gaussian_stripes",
+        "set_size_probs": torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64),
+    }
+    return _finish(X, Z, params, dtype, device)

@@ -313,6 +313,34 @@ def test_approximate_mode(prior):
     assert loss(trunc) > reference
 
 
+def test_renormalized_truncated_prior():
+    """renormalize_sets=True: the membership prior restricted to the enumerated sets (a proper mixture)."""
+    g = torch.Generator().manual_seed(11)
+    X = _data("bernoulli", 9, g)
+    k = 4
+    m = _model("bernoulli", k, "finite", max_set_size=1, renormalize_sets=True)
+    m.setup(X)
+    values = _random_values(m, g)
+    sets = [torch.tensor(s, dtype=F64) for s in itertools.product([0.0, 1.0], repeat=k) if sum(s) <= 1]
+    pi = _pi(m, values)
+    log_z = torch.logsumexp(torch.stack([(z * pi.log() + (1 - z) * (1 - pi).log()).sum() for z in sets]), 0)
+    expected = _brute_force_loss(m, values, X, sets=sets) + X.shape[0] * float(log_z)
+    for model, elbo in (("model", TraceEnum_ELBO(max_plate_nesting=1)), ("marginal_model", Trace_ELBO())):
+        loss = elbo.loss(poutine.condition(getattr(m, model), data=values), _empty_guide, X)
+        assert loss == pytest.approx(expected, abs=1e-6)
+    m.params_ = {f"{s}.loc": v for s, v in values.items()}
+    lp = m.log_likelihood(X)
+    assert float(lp.exp().sum()) < X.shape[0]  # densities of binary points: probabilities
+    # with exact enumeration the option changes nothing
+    full = _model("bernoulli", k, "finite", renormalize_sets=True)
+    full.setup(X)
+    plain = _model("bernoulli", k, "finite")
+    plain.setup(X)
+    a = Trace_ELBO().loss(poutine.condition(full.marginal_model, data=values), _empty_guide, X)
+    b = Trace_ELBO().loss(poutine.condition(plain.marginal_model, data=values), _empty_guide, X)
+    assert a == pytest.approx(b, abs=1e-9)
+
+
 def test_membership_sets_tables():
     z = membership_sets(3)
     assert z.shape == (8, 3)

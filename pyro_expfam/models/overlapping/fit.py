@@ -55,6 +55,7 @@ from . import generic as _generic
 from . import priors as _priors
 from .generic import make_cluster_family
 from .model import OverlappingMixtureModel
+from .select import em_init
 
 __all__ = ["INIT_STRATEGIES", "OverlappingMixture", "register_init_strategy"]
 
@@ -65,6 +66,8 @@ _AUTO_ENTRIES = 2**26
 INIT_STRATEGIES: dict[str, Callable[[OverlappingMixtureModel, Tensor, torch.Generator], dict[str, Tensor]]] = {
     # the family's own initialisation (k-means++ seeds or small random logits), see OverlappingMixtureModel.init_params
     "auto": lambda model, X, generator: model.init_params(X, generator),
+    # MAP-EM from data-driven starts (NMF / k-means), the IBP's number of clusters by held-out likelihood
+    "em": em_init,
 }
 
 # old argument names -> what replaces them (constructor hyper-parameters)
@@ -477,7 +480,9 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         final ELBO is kept.  Gaussian clusters in particular need several.
     :param init_params: initial guide parameters: a name registered in
         :data:`INIT_STRATEGIES` (``"auto"``: the family's initialisation,
-        k-means++ seeds or small random logits) or a callable
+        k-means++ seeds or small random logits; ``"em"``: a MAP fit by EM from
+        data-driven starts, :func:`~pyro_expfam.models.overlapping.select.em_init`,
+        recommended with ``model_options={"background": "learned"}``) or a callable
         ``fn(model, X, generator) -> params``.
     :param random_state: ``None``, an int, a numpy ``RandomState``/``Generator``
         or a CPU :class:`torch.Generator`: initialisation, minibatches and the
@@ -689,7 +694,10 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         strategy = _resolve_init(self.init_params)
         model = copy.deepcopy(self._fit_model)
         model.setup(X)
-        grow = self.grow if self.grow != "auto" else isinstance(model.prior, _priors.IBPPrior)
+        # "em" infers the IBP's number of clusters itself (select_num_clusters): no growth
+        grow = (
+            self.grow if self.grow != "auto" else isinstance(model.prior, _priors.IBPPrior) and strategy is not em_init
+        )
         if grow and model.num_clusters > 1:
             model.params_, self.n_grow_iter_ = self._grow(model, X, generator, strategy)
         else:

@@ -257,10 +257,17 @@ def set_natural_params(z: Tensor, eta0: Tensor, eta_k: Tensor) -> Tensor:
 # ---------------------------------------------------------------------- #
 # The two Pyro sites
 # ---------------------------------------------------------------------- #
-def set_log_prior(log_pi: Tensor, log1m_pi: Tensor, sets: Tensor) -> Tensor:
-    r""":math:`\log p(z = s)` under independent Bernoulli memberships, for each row of ``sets``: ``batch + (S,)``."""
+def set_log_prior(log_pi: Tensor, log1m_pi: Tensor, sets: Tensor, renormalize: bool = False) -> Tensor:
+    r"""
+    :math:`\log p(z = s)` under independent Bernoulli memberships, for each row of ``sets``: ``batch + (S,)``;
+    with ``renormalize=True``, renormalised over the given rows (the prior restricted to the enumerated sets;
+    a no-op when all ``2^K`` sets are given).
+    """
     sets = sets.to(log_pi.dtype)
-    return (sets @ (log_pi - log1m_pi).unsqueeze(-1)).squeeze(-1) + log1m_pi.sum(-1, keepdim=True)
+    lp = (sets @ (log_pi - log1m_pi).unsqueeze(-1)).squeeze(-1) + log1m_pi.sum(-1, keepdim=True)
+    if renormalize and sets.shape[0] < 2 ** sets.shape[-1]:
+        lp = lp - lp.logsumexp(-1, keepdim=True)
+    return lp
 
 
 class MembershipSets(dist.TorchDistribution):

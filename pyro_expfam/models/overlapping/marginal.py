@@ -158,20 +158,25 @@ class OverlapMarginal(dist.TorchDistribution):
         (or ``batch + (K, T)``), carrier shift included.
     :param Tensor sets: enumerated membership sets ``(S, K)``.
     :param ExpFamLayout layout: the family.
+    :param bool renormalize: renormalise the membership prior over the enumerated sets (see
+        :func:`~pyro_expfam.models.overlapping.likelihood.set_log_prior`).
     """
 
     arg_constraints = {}
 
-    def __init__(self, log_pi, log1m_pi, eta0, eta_k, sets, layout: ExpFamLayout, batch_shape=None):
+    def __init__(
+        self, log_pi, log1m_pi, eta0, eta_k, sets, layout: ExpFamLayout, batch_shape=None, renormalize: bool = False
+    ):
         self.log_pi, self.log1m_pi, self.eta0, self.eta_k = log_pi, log1m_pi, eta0, eta_k
-        self.sets, self.layout = sets, layout
+        self.sets, self.layout, self.renormalize = sets, layout, renormalize
         if batch_shape is None:
             batch_shape = torch.broadcast_shapes(log_pi.shape[:-1], eta_k.shape[:-2])
         super().__init__(torch.Size(batch_shape), layout.event_shape, validate_args=False)
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(OverlapMarginal, _instance)
-        new.__dict__.update({k: getattr(self, k) for k in ("log_pi", "log1m_pi", "eta0", "eta_k", "sets", "layout")})
+        keys = ("log_pi", "log1m_pi", "eta0", "eta_k", "sets", "layout", "renormalize")
+        new.__dict__.update({k: getattr(self, k) for k in keys})
         super(OverlapMarginal, new).__init__(torch.Size(batch_shape), self.event_shape, validate_args=False)
         return new
 
@@ -185,7 +190,8 @@ class OverlapMarginal(dist.TorchDistribution):
         eta_s = self.eta0 + sets @ self.eta_k  # batch + (S, T)
         if self.layout.validate_sets:
             self.layout.check_natural(eta_s)
-        c = set_log_prior(self.log_pi, self.log1m_pi, sets) - self.layout.log_normalizer(eta_s)  # batch + (S,)
+        log_prior = set_log_prior(self.log_pi, self.log1m_pi, sets, self.renormalize)
+        c = log_prior - self.layout.log_normalizer(eta_s)  # batch + (S,)
         k = self.sets.shape[-1]
         if stats.dim() == 2 and c.dim() == 1 and k >= 2 and sets.shape[0] == 2**k:
             # all 2^K sets in binary order: s = h * 2^k_lo + l with l the low clusters
@@ -207,6 +213,7 @@ class OverlapMarginal(dist.TorchDistribution):
         return lp.expand(torch.broadcast_shapes(lp.shape, self.batch_shape))
 
     def sample(self, sample_shape=torch.Size()):
-        prior = MembershipSets(self.log_pi, self.log1m_pi, self.sets).expand(self.batch_shape)
+        log_prior = set_log_prior(self.log_pi, self.log1m_pi, self.sets, self.renormalize)
+        prior = MembershipSets(logits=log_prior, sets=self.sets).expand(self.batch_shape)
         index = prior.sample(sample_shape)
         return OverlapLikelihood(index, self.sets, self.eta0, self.eta_k, self.layout).sample()

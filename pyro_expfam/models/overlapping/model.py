@@ -52,6 +52,7 @@ from .likelihood import (
     OverlapLikelihood,
     augment_natural,
     membership_sets,
+    set_log_prior,
 )
 from .marginal import OverlapMarginal
 from .priors import FiniteBetaPrior, IBPPrior, MembershipPrior
@@ -95,6 +96,12 @@ class OverlappingMixtureModel:
         conjugate prior, see :mod:`~pyro_expfam.models.overlapping.families`),
         or ``None`` (default) to keep the setting of the ``family`` instance
         (``"fixed"`` for a family given by name).
+    :param bool renormalize_sets: with ``max_set_size``, renormalise the
+        membership prior over the enumerated sets (the prior *restricted* to
+        sets of size ``<= m``, a proper model) instead of dropping the mass of
+        the larger sets (the default: a lower bound on the full model).  With
+        ``max_set_size=1`` this is an ordinary mixture of ``K`` clusters and
+        the background.  No effect with exact enumeration.
 
     Example::
 
@@ -114,6 +121,7 @@ class OverlappingMixtureModel:
         guide: str = "map",
         name: str | None = None,
         background: str | None = None,
+        renormalize_sets: bool = False,
     ):
         if isinstance(num_clusters, bool) or not isinstance(num_clusters, int) or num_clusters < 1:
             raise ValueError(f"num_clusters must be a positive int, got {num_clusters!r}")
@@ -128,6 +136,9 @@ class OverlappingMixtureModel:
         else:
             raise ValueError(f"prior must be 'finite', 'ibp' or a MembershipPrior, got {prior!r}")
         self.max_set_size = max_set_size
+        if not isinstance(renormalize_sets, bool):
+            raise ValueError(f"renormalize_sets must be a bool, got {renormalize_sets!r}")
+        self.renormalize_sets = renormalize_sets
         self._sets = membership_sets(num_clusters, max_set_size)  # raises for K too large
         if not isinstance(guide, str) or guide.lower() not in _GUIDES:
             raise ValueError(f"guide must be 'map' or 'mean_field', got {guide!r}")
@@ -274,7 +285,11 @@ class OverlappingMixtureModel:
         """
         data, num_data, log_pi, log1m_pi, eta_k, eta0 = self._globals_prelude(data, num_data)
         with self._data_plate(data, num_data, subsample_size, subsample) as x:
-            s = pyro.sample("z", MembershipSets(log_pi, log1m_pi, self._sets), infer={"enumerate": "parallel"})
+            if self.renormalize_sets:
+                prior = MembershipSets(logits=set_log_prior(log_pi, log1m_pi, self._sets, True), sets=self._sets)
+            else:
+                prior = MembershipSets(log_pi, log1m_pi, self._sets)
+            s = pyro.sample("z", prior, infer={"enumerate": "parallel"})
             return pyro.sample("x", OverlapLikelihood(s, self._sets, eta0, eta_k, self.family.layout), obs=x)
 
     def marginal_model(
@@ -295,7 +310,9 @@ class OverlappingMixtureModel:
         """
         data, num_data, log_pi, log1m_pi, eta_k, eta0 = self._globals_prelude(data, num_data)
         with self._data_plate(data, num_data, subsample_size, subsample) as x:
-            fn = OverlapMarginal(log_pi, log1m_pi, eta0, eta_k, self._sets, self.family.layout)
+            fn = OverlapMarginal(
+                log_pi, log1m_pi, eta0, eta_k, self._sets, self.family.layout, renormalize=self.renormalize_sets
+            )
             return pyro.sample("x", fn, obs=x)
 
     @contextlib.contextmanager
@@ -401,7 +418,7 @@ class OverlappingMixtureModel:
         """Yield ``(rows, log p(z=s, x_n))`` blocks of shape ``(n, S)``."""
         log_pi, log1m_pi, eta_k, eta0 = self._globals()
         sets = self._sets
-        log_prior = sets @ (log_pi - log1m_pi) + log1m_pi.sum()
+        log_prior = set_log_prior(log_pi, log1m_pi, sets, self.renormalize_sets)
         eta = augment_natural(self.family.layout, eta0 + sets @ eta_k)  # (S, T+2)
         rows = max(1, _BLOCK // sets.shape[0])
         for start in range(0, X.shape[0], rows):
