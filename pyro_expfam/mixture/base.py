@@ -585,9 +585,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         :param X: data of shape ``(n_samples, n_features)``.
         :param y: ignored.
         """
-        self._check_is_fitted()
-        out = torch.logsumexp(self._estimate_weighted_log_prob(self._validate_data(X, reset=False)), dim=1)
-        return float(out.mean())
+        # the mean of exactly what score_samples returns (numpy's float32 summation differs from torch's)
+        return float(self.score_samples(X).mean())
 
     def predict_proba(self, X):
         """

@@ -18,6 +18,10 @@ Usage::
 
     python tools/sklearn_suites/run.py [--suite gaussian_mixture] [--source-dir DIR] [-k EXPR]
 
+The float32 variants of scikit-learn's dtype-parametrised tests are included
+(``SKLEARN_RUN_FLOAT32_TESTS=1``); its array-API tests are skipped by
+scikit-learn itself unless ``SCIPY_ARRAY_API=1`` and an array library are set up.
+
 Results (counts, every failing test with its reason) are merged into
 ``tools/sklearn_suites/results.json``.
 """
@@ -93,7 +97,9 @@ def _run(test_file: pathlib.Path, xml: pathlib.Path, k: str | None) -> dict[str,
            "--rootdir", str(test_file.parent), "-x" if False else "-q", str(test_file), f"--junitxml={xml}"]
     if k:
         cmd += ["-k", k]
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # SKLEARN_RUN_FLOAT32_TESTS: also the float32 variants of the dtype-parametrised tests
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               SKLEARN_RUN_FLOAT32_TESTS="1")
     subprocess.run(cmd, cwd=test_file.parent, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     outcomes = {}
     for case in ET.parse(xml).getroot().iter("testcase"):
