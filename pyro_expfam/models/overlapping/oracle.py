@@ -87,6 +87,9 @@ def bayes_oracle(data, X=None) -> OracleResult:
     """
     params = data.params
     kind = params.get("kind")
+    known = ("noisy_or", "bernoulli_product", "blocks", "gaussian_diag", "gaussian_full", "gaussian_stripes")
+    if kind not in known:
+        raise ValueError(f"bayes_oracle does not know data of kind {kind!r} (made by which generator?)")
     k = data.Z.shape[1]
     if k > MAX_EXACT_CLUSTERS:
         raise ValueError(f"the oracle enumerates all 2^K sets; K = {k} > {MAX_EXACT_CLUSTERS}")

@@ -1,0 +1,140 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+"""
+Recovery quality of the overlapping mixture on planted data (issue 14), against the Bayes oracle.
+
+For each case and seed: the oracle's membership accuracy (true parameters, exact posterior over all 2^K sets) and
+the fit's (MAP sets, Hungarian-matched), with the default procedure: learned background, MAP-EM from data-driven
+starts (NMF for binary data, k-means for real data) kept by the MAP objective (select.fit_map), the structure
+(overlapping vs one cluster per point) by held-out likelihood where stated (select.select_structure), and for the
+IBP the number of clusters by held-out likelihood (select.select_num_clusters).
+
+    python benchmarks/bench_overlapping_quality.py [--seeds 5] [--cases noisy_or,product,...] [--out PATH]
+
+Writes benchmarks/results/overlapping_quality.json.  Wall times are per fit, on a shared CPU: compare them only
+within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+import warnings
+
+import torch
+
+from pyro_expfam.datasets.overlapping import (
+    make_bernoulli_blocks,
+    make_gaussian_stripes,
+    make_noisy_or,
+    make_overlapping_gaussians,
+    make_sparse_product,
+)
+from pyro_expfam.models.overlapping import OverlappingMixtureModel, match_clusters, membership_accuracy
+from pyro_expfam.models.overlapping.oracle import bayes_oracle
+from pyro_expfam.models.overlapping.select import fit_map, select_num_clusters, select_structure
+
+F64 = torch.float64
+
+
+def _recovered(data, Z, threshold=0.9):
+    perm, _ = match_clusters(data.Z, Z)
+    return sum(
+        int(p) >= 0 and float((Z[:, int(p)] == data.Z[:, k]).double().mean()) >= threshold for k, p in enumerate(perm)
+    )
+
+
+def case_data(case: str, seed: int):
+    if case == "noisy_or":
+        return make_noisy_or(num_points=1000, seed=seed, dtype=F64), "bernoulli", 5
+    if case == "product":
+        return make_sparse_product(num_points=1000, seed=seed, dtype=F64), "bernoulli", 5
+    if case == "no_cluster":
+        return (
+            make_noisy_or(num_points=1000, num_clusters=3, set_size_probs=(0.21, 0.4, 0.39), seed=seed, dtype=F64),
+            ("bernoulli"),
+            3,
+        )
+    if case in ("blocks_100", "blocks_1000"):
+        return make_bernoulli_blocks(num_points=int(case.split("_")[1]), seed=seed, dtype=F64), "bernoulli", 5
+    if case == "ibp":
+        return make_noisy_or(num_points=1000, seed=seed, dtype=F64), "bernoulli", 10
+    if case == "gauss_diag":
+        return make_overlapping_gaussians(num_points=500, num_clusters=5, dim=3, seed=seed, dtype=F64), "normal", 5
+    if case == "gauss_full":
+        data = make_overlapping_gaussians(
+            num_points=500, num_clusters=5, dim=3, covariance="full", seed=seed, dtype=F64
+        )
+        return data, "normal_full", 5
+    if case == "stripes":
+        return make_gaussian_stripes(num_points=500, seed=seed, dtype=F64), "normal", 6
+    raise ValueError(case)
+
+
+def run_case(case: str, seed: int) -> dict:
+    data, family, k = case_data(case, seed)
+    oracle = bayes_oracle(data)
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    out = {
+        "case": case,
+        "seed": seed,
+        "oracle_accuracy": oracle.accuracy,
+        "oracle_loglik": float(oracle.log_lik.mean()),
+    }
+    if case == "ibp":
+        m = OverlappingMixtureModel(family, k, prior="ibp", background="learned")
+        choice = select_num_clusters(m, data.X, generator=g)
+        m.params_ = choice.params
+        usage = m.membership_probs(data.X).sum(0)
+        out["active"] = int((usage >= 0.01 * data.X.shape[0]).sum())
+        out["num_selected"] = choice.num_active
+        out["heldout_by_k"] = choice.heldout
+    elif case.startswith("blocks"):
+        m = OverlappingMixtureModel(family, k, background="learned")
+        choice = select_structure(m, data.X, generator=g)
+        m = choice.model
+        out["structure"] = choice.structure
+        out["heldout_gain"] = choice.heldout_gain
+        out["heldout_se"] = choice.heldout_se
+    else:
+        m = OverlappingMixtureModel(family, k, background="learned")
+        res = fit_map(m, data.X, n_init=3 if family == "bernoulli" else 8, generator=g)
+        m.params_ = res.params
+        out["objective_per_point"] = res.final / data.X.shape[0]
+    out["seconds"] = time.perf_counter() - t0
+    Z = m.map_sets(data.X)
+    out["accuracy"] = membership_accuracy(data.Z, Z)
+    out["mean_set_size"] = float(Z.sum(1).mean())
+    out["recovered_clusters"] = _recovered(data, Z)
+    out["within_2_points"] = out["accuracy"] >= oracle.accuracy - 0.02
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--cases", default="noisy_or,product,no_cluster,blocks_100,blocks_1000,ibp,gauss_diag,gauss_full,stripes"
+    )
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "overlapping_quality.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+    rows = []
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            rows = [r for r in json.load(f)["rows"] if r["case"] not in args.cases.split(",")]
+    for case in args.cases.split(","):
+        for seed in range(args.seeds):
+            row = run_case(case, seed)
+            rows.append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "heldout_by_k"}), flush=True)
+            with open(args.out, "w") as f:
+                json.dump({"torch": torch.__version__, "threads": 1, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
