@@ -257,6 +257,7 @@ def cavi_pass(
     alpha: float,
     accumulate: bool = True,
     keep_resp: bool = False,
+    reduce=None,
 ) -> CaviResult:
     """
     One pass over the data: optimal responsibilities under ``(phi, sticks)``,
@@ -270,6 +271,9 @@ def cavi_pass(
     :param float alpha: DP concentration.
     :param bool accumulate: accumulate ``R.T @ T`` and ``N_k``.
     :param bool keep_resp: keep the responsibility chunks (for merge moves).
+    :param reduce: for data-parallel fits, a callable summing a dict of tensors over the ranks
+        (:meth:`pyro_expfam.parallel.Communicator.all_reduce`); ``data`` is then this rank's shard and
+        the bound and statistics returned are those of all the shards (one collective per pass).
     """
     es, W, const = _log_rho_params(em, phi, sticks, phi.dtype, phi.device)
     K = phi.shape[0]
@@ -290,17 +294,23 @@ def cavi_pass(
                 counts += R.sum(0)
             if keep_resp:
                 resps.append(R)
+    if reduce is not None:
+        parts = {"total": total, "counts": counts}
+        if accumulate:
+            parts["stats"] = stats
+        parts = reduce(parts)
+        total, counts, stats = parts["total"], parts["counts"], parts.get("stats")
     bound = total - stick_kl(sticks, alpha) - em.kl(phi, phi0, es).sum()
     return CaviResult(bound, stats, counts, resps)
 
 
 def elbo(em: ConjugateEmission, data: SufficientStatistics, phi0: Tensor, phi: Tensor, sticks: Tensor,
-         alpha: float) -> Tensor:
+         alpha: float, reduce=None) -> Tensor:
     """
     The exact mean-field ELBO at ``(phi, sticks)`` with ``q(z)`` optimal (any
-    fitting method's result can be compared with it).
+    fitting method's result can be compared with it); ``reduce`` as in :func:`cavi_pass`.
     """
-    return cavi_pass(em, data, phi0, phi, sticks, alpha, accumulate=False).bound
+    return cavi_pass(em, data, phi0, phi, sticks, alpha, accumulate=False, reduce=reduce).bound
 
 
 def _pair_entropy_change(resps: list[Tensor], i: int, j: int) -> Tensor:
@@ -321,6 +331,7 @@ def merge_and_sort(
     alpha: float,
     max_evaluations: int | None = None,
     prior_type: str = "dirichlet_process",
+    reduce=None,
 ) -> tuple[Tensor, Tensor, int]:
     """
     Exact merge moves then a stick reordering, applied to the M-step output
@@ -335,6 +346,9 @@ def merge_and_sort(
     :param float alpha: DP concentration.
     :param int max_evaluations: cap on the O(N) entropy evaluations (default ``2K``).
     :param str prior_type: ``"dirichlet_process"`` (sticks) or ``"dirichlet_distribution"``.
+    :param reduce: for data-parallel fits (``resps`` are then this rank's), the callable of :func:`cavi_pass`:
+        each entropy change is summed over the ranks, so every decision depends on reduced quantities only
+        and all ranks take the same moves (one scalar collective per evaluated pair, at most ``2K``).
     :returns: ``(phi, counts, n_merges)``.
     """
     K = phi.shape[0]
@@ -366,7 +380,10 @@ def merge_and_sort(
             if pre <= 0:
                 continue
             evaluations += 1
-            gain = pre + float(_pair_entropy_change(resps, i, j))
+            dh = _pair_entropy_change(resps, i, j)
+            if reduce is not None:
+                dh = reduce({"dh": dh})["dh"]
+            gain = pre + float(dh)
             if gain > 1e-9 * (abs(stick_now) + 1.0):
                 phi[i] = phi[i] + phi[j] - phi0
                 phi[j] = phi0

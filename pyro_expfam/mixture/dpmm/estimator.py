@@ -18,6 +18,7 @@ import torch
 from pyro.infer import SVI, TraceEnum_ELBO
 from torch import Tensor
 
+from ...parallel import check_distributed, communicator
 from ..base import BaseMixture, FittedTensor
 from ..init import initial_responsibilities
 from .cavi import (
@@ -53,6 +54,8 @@ _WINDOW = 3
 #: merge moves start after this many CAVI iterations: from a random start the components first need to
 #: differentiate, otherwise greedy merging of still-identical components can lose clusters for good
 _MERGE_AFTER = 2
+#: size of the sample gathered from all ranks for a distributed fit's initialisation
+_INIT_SAMPLE = 10_000
 _OTHER = {"bernoulli": BernoulliEmission, "categorical": CategoricalEmission, "poisson": PoissonEmission}
 
 
@@ -155,6 +158,19 @@ class DirichletProcessMixture(BaseMixture):
         scikit-learn's ``1e-3`` applies to its bound summed over the data, a different scale).
     :param int max_iter: maximum number of iterations (epochs for ``snvi``/``svi``); default 200, where
         scikit-learn's is 100: the stochastic methods need more passes.
+    :param distributed: data-parallel fitting on :mod:`torch.distributed` (:mod:`pyro_expfam.parallel`):
+        ``False`` (default), ``True`` (the default process group) or a ``ProcessGroup``.  ``fit(X)`` is then
+        called on every rank with that rank's shard of the data; each CAVI iteration all-reduces the
+        per-component statistics and the bound's data terms (``O(K x statistics)`` numbers, independent of
+        the number of points), and the merge moves' entropy terms, so every decision depends on reduced
+        quantities only and every rank ends with the same model.  The data-dependent prior defaults (data
+        mean, covariances) use the global moments (all-reduced), and the initialisation runs on a sample
+        gathered from all ranks (at most 10,000 points; its statistics scaled to the global size), the
+        resulting initial parameters being broadcast from rank 0.  ``lower_bound_`` is per point of the
+        whole data set.  Supported: ``method="cavi"`` with Gaussian emissions (``snvi``/``svi`` and the
+        discrete emissions raise ``ValueError``).  Call :meth:`save` on every rank or only on rank 0: only
+        rank 0 writes (the file records ``distributed=True``; set it back to a group or ``False`` after
+        :meth:`load`).  Prediction methods are local (no communication).
 
     The other parameters (``n_init``, ``init_params`` — ``"kmeans"``, ``"k-means++"``, ``"random"``,
     ``"random_from_data"`` —, ``random_state``, ``warm_start``, ``verbose``, ``device``, ``dtype``) are
@@ -234,6 +250,7 @@ class DirichletProcessMixture(BaseMixture):
         verbose: bool | int = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        distributed: bool | Any = False,
     ) -> None:
         super().__init__(n_components, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
                          random_state=random_state, warm_start=warm_start, verbose=verbose, device=device,
@@ -254,6 +271,7 @@ class DirichletProcessMixture(BaseMixture):
         self.learning_rate_offset = learning_rate_offset
         self.learning_rate_decay = learning_rate_decay
         self.svi_learning_rate = svi_learning_rate
+        self.distributed = distributed
 
     # ------------------------------------------------------------------ #
     # set-up
@@ -297,6 +315,13 @@ class DirichletProcessMixture(BaseMixture):
         """The checks that do not need data."""
         if self.method not in ("cavi", "snvi", "svi"):
             raise ValueError(f"method must be 'cavi', 'snvi' or 'svi', got {self.method!r}")
+        check_distributed(self.distributed)
+        if self.distributed:
+            if self.method != "cavi":
+                raise ValueError(f"distributed fitting supports method='cavi' only for now, got {self.method!r}")
+            if not self._gaussian():
+                raise ValueError(f"distributed fitting supports emission='gaussian' only for now, "
+                                 f"got {self.emission!r}")
         if self.weight_concentration_prior_type not in PRIOR_TYPES:
             raise ValueError(f"weight_concentration_prior_type must be one of {PRIOR_TYPES}, "
                              f"got {self.weight_concentration_prior_type!r}")
@@ -326,6 +351,9 @@ class DirichletProcessMixture(BaseMixture):
     def _check_parameters(self, X: Tensor) -> None:
         self._check_hyper_parameters()
         self.alpha_ = self._alpha()
+        self._comm = comm = communicator(self.distributed)
+        comm.check_equal((X.shape[1], str(X.dtype)), "the shards' number of features and dtype")
+        self._n_total = comm.sum_int(X.shape[0], X.device)
         warm = bool(self.warm_start) and self._is_fitted()
         if warm:
             if X.shape[1] != self.emission_.n_features:
@@ -344,7 +372,7 @@ class DirichletProcessMixture(BaseMixture):
                 if dof is not None and not float(dof) > D - 1:  # scikit-learn's message (for every covariance type)
                     raise ValueError(f"The parameter 'degrees_of_freedom_prior' should be greater than {D - 1}, "
                                      f"but got {float(dof):.3f}.")
-            self._phi0 = emission.setup(X)
+            self._phi0 = emission.setup(self._global_proxy(X) if comm.is_distributed else X)
             self.emission_ = emission
         self._data = SufficientStatistics(self.emission_, X)
         self._data_key = (X.data_ptr(), tuple(X.shape))
@@ -357,7 +385,30 @@ class DirichletProcessMixture(BaseMixture):
         # the truncation level may exceed the number of samples (the extra components keep the prior)
         return self.check_X(X, reset, ensure_min_samples=2)
 
+    def _global_proxy(self, X: Tensor) -> Tensor:
+        """
+        ``2D`` points whose mean and (unbiased) covariance are those of all the shards together (all-reduced
+        in float64): the Gaussian emissions' data-dependent prior defaults depend on the data through these
+        two moments only, so ``setup`` on them gives the prior of the concatenated data.
+        """
+        comm = self._comm
+        X64 = X.to(torch.float64)
+        n = self._n_total
+        mean = comm.all_reduce([X64.sum(0)])[0] / n
+        Xc = X64 - mean
+        scatter = comm.all_reduce([Xc.T @ Xc])[0]
+        cov = scatter / max(n - 1, 1)
+        evals, evecs = torch.linalg.eigh(cov)
+        root = evecs * evals.clamp_min(0).sqrt()  # root @ root.T == cov
+        D = X.shape[1]
+        a = math.sqrt((2 * D - 1) / 2)
+        proxy = torch.cat([mean + a * root.T, mean - a * root.T])
+        return proxy.to(X.dtype)
+
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
+        if self._comm.is_distributed:
+            self._initialize_distributed(X, generator)
+            return
         # k-means on the centred data (the statistics are centred too), so float32 data far from the origin work;
         # with fewer samples than components, the first n_samples components get the initial responsibilities
         Xc = self.emission_._centred(X) if isinstance(self.emission_, _GaussianEmission) else X
@@ -366,6 +417,33 @@ class DirichletProcessMixture(BaseMixture):
         if resp.shape[1] < K:
             resp = torch.cat([resp, resp.new_zeros(resp.shape[0], K - resp.shape[1])], dim=1)
         self._initialize(X, resp)
+
+    def _initialize_distributed(self, X: Tensor, generator: torch.Generator) -> None:
+        """
+        Initialisation from a sample gathered from all ranks (``_INIT_SAMPLE`` points at most, split evenly):
+        the initial responsibilities of the sample (``init_params``), their statistics scaled by
+        ``N / n_sample``, the conjugate update; rank 0's result is broadcast.
+        """
+        comm = self._comm
+        per_rank = min(X.shape[0], math.ceil(_INIT_SAMPLE / comm.world_size))
+        idx = torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)
+        sample = comm.all_gather_rows(X[idx])
+        em = self.emission_
+        Xc = em._centred(sample)
+        K = int(self.n_components)
+        resp = initial_responsibilities(Xc, min(K, sample.shape[0]), self.init_params, generator)
+        if resp.shape[1] < K:
+            resp = torch.cat([resp, resp.new_zeros(resp.shape[0], K - resp.shape[1])], dim=1)
+        T, _ = em.training_statistics(sample)
+        scale = self._n_total / sample.shape[0]
+        counts = scale * resp.sum(0)
+        phi = em.update(self._phi0, scale * (resp.T @ T), counts)
+        sticks = stick_posterior(counts, self.alpha_, self.weight_concentration_prior_type)
+        self._phi, self._sticks = comm.broadcast([phi, sticks])
+        self._snvi_step = 0
+        self._cavi_iter = 0
+        self._svi_state = None
+        self._drop_svi()
 
     def _stats_for(self, X: Tensor) -> SufficientStatistics:
         if getattr(self, "_data_key", None) != (X.data_ptr(), tuple(X.shape)):
@@ -397,11 +475,17 @@ class DirichletProcessMixture(BaseMixture):
         em, alpha, prior_type = self.emission_, self.alpha_, self.weight_concentration_prior_type
         n = X.shape[0]
         if self.method == "cavi":
-            res = cavi_pass(em, data, self._phi0, self._phi, self._sticks, alpha, keep_resp=self.merge)
+            comm = self.__dict__.get("_comm")
+            reduce = comm.all_reduce if comm is not None and comm.is_distributed else None
+            if reduce is not None:
+                n = self._n_total
+            res = cavi_pass(em, data, self._phi0, self._phi, self._sticks, alpha, keep_resp=self.merge,
+                            reduce=reduce)
             phi, counts = em.update(self._phi0, res.stats, res.counts), res.counts
             self._cavi_iter = self._cavi_iter + 1
             if self.merge and self._cavi_iter > _MERGE_AFTER:
-                phi, counts, _ = merge_and_sort(em, self._phi0, phi, counts, res.resp, alpha, prior_type=prior_type)
+                phi, counts, _ = merge_and_sort(em, self._phi0, phi, counts, res.resp, alpha, prior_type=prior_type,
+                                                reduce=reduce)
             self._phi, self._sticks = phi, stick_posterior(counts, alpha, prior_type)
             return float(res.bound) / n
         if self.method == "snvi":
@@ -538,6 +622,25 @@ class DirichletProcessMixture(BaseMixture):
 
     def _abort_fit(self) -> None:
         self._drop_svi()
+
+    def save(self, path) -> None:
+        """
+        Save the fitted model (see :meth:`BaseMixture.save`).  In a distributed fit every rank holds the same
+        model and only rank 0 writes (on the other ranks this does nothing); a process group is recorded as
+        ``distributed=True``.
+
+        :param path: file path or writable binary file object.
+        """
+        comm = self.__dict__.get("_comm")
+        if comm is not None and comm.is_distributed and comm.rank != 0:
+            return
+        group = self.distributed
+        if group is not None and not isinstance(group, bool):
+            self.distributed = True
+        try:
+            super().save(path)
+        finally:
+            self.distributed = group
 
     def _refresh_attributes(self) -> None:
         self.weight_concentration_prior_ = self.alpha_

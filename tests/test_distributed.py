@@ -1,0 +1,201 @@
+# Copyright Contributors to the pyro_expfam project.
+# SPDX-License-Identifier: Apache-2.0
+"""
+Data-parallel fitting on torch.distributed (issue 13): two gloo processes on the loopback interface.
+
+One spawn (``_run``) runs every check inside the ranks and writes each rank's results to a file; the tests
+compare them with single-process fits on the concatenated shards.  The equivalence checks start both fits
+from the same initial parameters (the distributed fit's first iteration, saved by rank 0 and loaded by the
+single process, then ``warm_start=True``), so the two fits must agree up to the summation order of the
+all-reduce: 1e-8 relative in float64 (the observed difference is ~1e-14).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import time
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from pyro_expfam.datasets.blobs import make_blobs
+from pyro_expfam.mixture import DirichletProcessMixture
+from pyro_expfam.parallel import Communicator, check_distributed, communicator
+
+WORLD = 2
+N, D, K_TRUE, K = 700, 3, 3, 6
+SPLIT = 300  # shards of unequal size: rows [0, 300) on rank 0, [300, 700) on rank 1
+FIRST, MORE = 1, 10  # iterations before the save / after it (the merge moves start at iteration 3)
+
+
+def _data() -> torch.Tensor:
+    X, _ = make_blobs(N, D, K_TRUE, random_state=3, dtype=torch.float64)
+    return X
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _dpmm(**kw) -> DirichletProcessMixture:
+    return DirichletProcessMixture(K, random_state=0, tol=0.0, **kw)
+
+
+def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+    torch.set_num_threads(1)
+    dist.init_process_group(backend, rank=rank, world_size=WORLD, timeout=datetime.timedelta(seconds=60))
+    try:
+        device = torch.device("cuda", rank) if backend == "nccl" else torch.device("cpu")
+        X = _data().to(device)
+        shard = X[:SPLIT] if rank == 0 else X[SPLIT:]
+        out: dict = {}
+        comm = communicator(True)
+        # the collectives
+        red = comm.all_reduce({"a": torch.full((2, 2), rank + 1.0, device=device),
+                               "n": torch.tensor([rank + 1], device=device)})
+        out["reduce_a"], out["reduce_n"] = red["a"].cpu(), red["n"].cpu()
+        out["broadcast"] = comm.broadcast([torch.tensor([float(rank), 7.0], device=device)])[0].cpu()
+        try:
+            comm.check_same({"stats": torch.zeros(rank + 1, device=device)})
+        except ValueError as e:
+            out["mismatch"] = str(e)
+        out["gather"] = comm.all_gather_rows(torch.full((rank + 1, 2), float(rank), device=device)).cpu()
+        # CAVI: one distributed iteration, saved by rank 0; then warm-started on every rank
+        est = _dpmm(max_iter=FIRST, distributed=True)
+        est.fit(shard)
+        est.save(os.path.join(tmp, "first.pt"))  # only rank 0 writes
+        dist.barrier()
+        est.set_params(max_iter=MORE, warm_start=True)
+        bytes_before = comm.bytes_sent
+        est.fit(shard)
+        out["cavi_bytes"] = est._comm.bytes_sent - bytes_before
+        out["cavi"] = {"phi": est._phi.cpu(), "sticks": est._sticks.cpu(), "phi0": est._phi0.cpu(),
+                       "bounds": torch.tensor(est.lower_bounds_), "n_iter": est.n_iter_}
+        # a default distributed fit (k-means start on a gathered sample), to the end
+        full = DirichletProcessMixture(K, random_state=0, distributed=True).fit(shard)
+        out["default"] = {"bound": full.lower_bound_, "weights": full._weights_.cpu(), "phi": full._phi.cpu()}
+        # an unsupported configuration is refused before any collective
+        try:
+            DirichletProcessMixture(K, method="snvi", distributed=True).fit(shard)
+        except ValueError as e:
+            out["snvi_error"] = str(e)
+        torch.save(out, os.path.join(tmp, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(tmp: str, backend: str, timeout: float = 120.0) -> list[dict]:
+    ctx = mp.start_processes(_worker, args=(_free_port(), tmp, backend), nprocs=WORLD, join=False,
+                             start_method="spawn")
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=max(deadline - time.monotonic(), 0.1)):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"the {WORLD} ranks did not finish within {timeout} s")
+    return [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False) for r in range(WORLD)]
+
+
+@pytest.fixture(scope="module")
+def gloo_results(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("dist"))
+    return tmp, _spawn(tmp, "gloo")
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+def test_collectives(gloo_results):
+    _, res = gloo_results
+    for out in res:
+        assert torch.equal(out["reduce_a"], torch.full((2, 2), 3.0))
+        assert torch.equal(out["reduce_n"], torch.tensor([3]))
+        assert torch.equal(out["broadcast"], torch.tensor([0.0, 7.0]))
+        assert "ranks disagree" in out["mismatch"] and "(1,)" in out["mismatch"] and "(2,)" in out["mismatch"]
+        assert torch.equal(out["gather"], torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]))
+        assert "method='cavi' only" in out["snvi_error"]
+
+
+def test_cavi_distributed_equals_single_process(gloo_results):
+    tmp, res = gloo_results
+    X = _data()
+    # the same initial parameters: the distributed fit's first iteration, saved by rank 0
+    single = DirichletProcessMixture.load(os.path.join(tmp, "first.pt"))
+    assert single.distributed is True
+    single.set_params(distributed=False, warm_start=True, max_iter=MORE).fit(X)
+    ref = {"phi": single._phi, "sticks": single._sticks, "bounds": torch.tensor(single.lower_bounds_)}
+    for out in res:
+        cavi = out["cavi"]
+        assert cavi["n_iter"] == MORE
+        for key in ("phi", "sticks", "bounds"):
+            assert _rel(cavi[key], ref[key]) < 1e-8, key
+    # the merge moves ran (and were taken identically): fewer occupied components than K
+    assert int((single._weights_ > 1e-3).sum()) < K
+    # both ranks hold the same model
+    assert torch.equal(res[0]["cavi"]["phi"], res[1]["cavi"]["phi"])
+    # the data-dependent prior is that of the concatenated data (global moments)
+    fresh = _dpmm(max_iter=1).fit(X)
+    assert _rel(res[0]["cavi"]["phi0"], fresh._phi0) < 1e-10
+
+
+def test_cavi_distributed_default_initialisation(gloo_results):
+    # the k-means start on a gathered sample of all 700 points is the k-means start of the single process on
+    # its own data up to the generator's use, so only the optimum is compared: three well separated blobs,
+    # both fits find the 3 clusters and bounds within 1e-6 nats/point of each other
+    _, res = gloo_results
+    X = _data()
+    single = DirichletProcessMixture(K, random_state=0).fit(X)
+    for out in res:
+        w = out["default"]["weights"]
+        assert int((w > 0.01).sum()) == K_TRUE
+        assert abs(out["default"]["bound"] - single.lower_bound_) < 1e-6
+    assert torch.equal(res[0]["default"]["phi"], res[1]["default"]["phi"])
+
+
+def test_communication_independent_of_n(gloo_results):
+    # per iteration one all-reduce of (K x S stats + K counts + 1 bound) plus one scalar per merge evaluation
+    _, res = gloo_results
+    S = D + D * D + 1  # full Gaussian statistics: x, x x^T, 1 (upper bound on the emission's n_stats)
+    per_iter = res[0]["cavi_bytes"] / MORE
+    assert per_iter <= 8 * (K * S + K + 1 + 2 * K) + 64
+    assert per_iter > 0
+
+
+def test_single_process_is_a_no_op():
+    comm = communicator(False)
+    assert isinstance(comm, Communicator) and not comm.is_distributed
+    t = torch.ones(3)
+    assert comm.all_reduce([t])[0] is t and comm.broadcast([t])[0] is t and comm.all_gather_rows(t) is t
+    comm.check_same([t])
+    assert comm.sum_int(5) == 5
+
+
+def test_bad_distributed_arguments():
+    with pytest.raises(ValueError, match="distributed must be a bool or a torch.distributed.ProcessGroup"):
+        check_distributed(1)
+    X = _data()
+    with pytest.raises(ValueError, match="distributed must be"):
+        DirichletProcessMixture(3, distributed="yes").fit(X)
+    with pytest.raises(ValueError, match="emission='gaussian' only"):
+        DirichletProcessMixture(3, emission="poisson", distributed=True).fit(X.abs().round())
+    if not dist.is_initialized():
+        with pytest.raises(RuntimeError, match="init_process_group"):
+            DirichletProcessMixture(3, distributed=True).fit(X)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(torch.cuda.device_count() < WORLD, reason=f"needs {WORLD} CUDA devices for NCCL")
+def test_nccl_cavi_equals_gloo(tmp_path):
+    res = _spawn(str(tmp_path), "nccl")
+    single = DirichletProcessMixture.load(os.path.join(str(tmp_path), "first.pt"))
+    single.set_params(distributed=False, warm_start=True, max_iter=MORE).fit(_data())
+    for out in res:
+        assert _rel(out["cavi"]["phi"], single._phi) < 1e-8
