@@ -229,3 +229,56 @@ def test_generators_validate_their_arguments():
         OverlappingMixtureModel("bernoulli", 2, background="on")
     with pytest.raises(ValueError, match="max_iter"):
         map_em(OverlappingMixtureModel("bernoulli", 2), torch.ones(4, 3), max_iter=0)
+
+
+def test_gibbs_sweeps_sample_the_exact_posterior_over_sets():
+    """Many copies of one point, swept independently: the sampled sets follow the enumerated posterior."""
+    from pyro_expfam.models.overlapping.gibbs import gibbs_sweep
+
+    g = torch.Generator().manual_seed(7)
+    k = 3
+    m = OverlappingMixtureModel("bernoulli", k, background="learned")
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0]], dtype=F64)
+    m.setup(x)
+    values = {s: 0.8 * torch.randn(shape, generator=g, dtype=F64) for s, shape in m.global_sites().items()}
+    m.params_ = {f"{s}.loc": v for s, v in values.items()}
+    copies = 20000
+    stats = m.family.layout.statistics(x.expand(copies, -1))[:, : m.family.layout.dim]
+    Z = torch.zeros(copies, k, dtype=F64)
+    for _ in range(6):
+        gibbs_sweep(m, values, stats, Z, g)
+    sets = m.membership_sets
+    exact = next(m._log_joint_blocks(x))[1].softmax(-1)[0]  # posterior over the 2^K sets
+    index = (Z * 2 ** torch.arange(k, dtype=F64)).sum(1).long()  # row s of membership_sets is the binary expansion
+    freq = torch.bincount(index, minlength=sets.shape[0]).to(F64) / copies
+    # 20000 draws: standard error <= 0.0036 per frequency
+    assert torch.allclose(freq, exact, atol=0.015)
+
+
+def test_gibbs_em_beats_capped_enumeration_on_large_sets():
+    from pyro_expfam.models.overlapping.gibbs import gibbs_em, gibbs_map_sets
+    from pyro_expfam.models.overlapping.init import guess_memberships
+
+    data = make_noisy_or(
+        num_points=400,
+        num_features=60,
+        num_clusters=8,
+        features_per_cluster=6,
+        set_size_probs=(0, 0, 0, 0.5, 0.5),
+        seed=0,
+        dtype=F64,
+    )
+    g = torch.Generator().manual_seed(0)
+    capped = OverlappingMixtureModel("bernoulli", 8, max_set_size=2, background="learned")
+    capped.setup(data.X)
+    Z0 = guess_memberships(capped, data.X, "nmf", g)
+    p0 = params_from_memberships(capped, data.X, Z0, g)
+    capped.params_ = map_em(capped, data.X, params=p0, max_iter=10).params
+    gm = OverlappingMixtureModel("bernoulli", 8, max_set_size=1, background="learned")
+    res, Z = gibbs_em(gm, data.X, Z0, params=p0, num_iters=10, generator=g)
+    gm.params_ = res.params
+    acc_gibbs = membership_accuracy(data.Z, gibbs_map_sets(gm, data.X, Z0=Z, generator=g))
+    acc_capped = membership_accuracy(data.Z, capped.map_sets(data.X))
+    # capped enumeration cannot represent the true sets of size 3-4
+    assert float(capped.map_sets(data.X).sum(1).max()) <= 2
+    assert acc_gibbs > acc_capped + 0.02
