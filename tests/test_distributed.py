@@ -73,9 +73,8 @@ def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
         est.save(os.path.join(tmp, "first.pt"))  # only rank 0 writes
         dist.barrier()
         est.set_params(max_iter=MORE, warm_start=True)
-        bytes_before = comm.bytes_sent
         est.fit(shard)
-        out["cavi_bytes"] = est._comm.bytes_sent - bytes_before
+        out["cavi_bytes"] = est._comm.bytes_sent  # each fit builds its communicator
         out["cavi"] = {"phi": est._phi.cpu(), "sticks": est._sticks.cpu(), "phi0": est._phi0.cpu(),
                        "bounds": torch.tensor(est.lower_bounds_), "n_iter": est.n_iter_}
         # a default distributed fit (k-means start on a gathered sample), to the end
@@ -124,6 +123,7 @@ def test_collectives(gloo_results):
         assert "method='cavi' only" in out["snvi_error"]
 
 
+@pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
 def test_cavi_distributed_equals_single_process(gloo_results):
     tmp, res = gloo_results
     X = _data()
@@ -137,8 +137,10 @@ def test_cavi_distributed_equals_single_process(gloo_results):
         assert cavi["n_iter"] == MORE
         for key in ("phi", "sticks", "bounds"):
             assert _rel(cavi[key], ref[key]) < 1e-8, key
-    # the merge moves ran (and were taken identically): fewer occupied components than K
-    assert int((single._weights_ > 1e-3).sum()) < K
+    # the merge moves matter on this path (taken identically on both ranks): without them the fit differs
+    no_merge = DirichletProcessMixture.load(os.path.join(tmp, "first.pt"))
+    no_merge.set_params(distributed=False, warm_start=True, max_iter=MORE, merge=False).fit(X)
+    assert _rel(no_merge._phi, ref["phi"]) > 1e-3
     # both ranks hold the same model
     assert torch.equal(res[0]["cavi"]["phi"], res[1]["cavi"]["phi"])
     # the data-dependent prior is that of the concatenated data (global moments)
