@@ -279,7 +279,7 @@ def check_float_resolution(X: Tensor, name: str = "X", min_ulps: float = 64.0) -
     if X.dim() < 2 or X.shape[0] < 2 or not X.is_floating_point():
         return
     flat = X.reshape(X.shape[0], -1)
-    hi, lo = flat.amax(0), flat.amin(0)
+    lo, hi = torch.aminmax(flat, dim=0)  # one pass
     spread = hi - lo
     mag = torch.maximum(hi.abs(), lo.abs())
     ulp = mag * torch.finfo(X.dtype).eps
