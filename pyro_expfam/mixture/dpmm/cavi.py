@@ -415,6 +415,7 @@ def snvi_epoch(
     decay: float,
     generator: torch.Generator | None = None,
     prior_type: str = "dirichlet_process",
+    total: float | None = None,
 ) -> tuple[Tensor, Tensor, int]:
     """
     One epoch of stochastic natural-gradient VI over random minibatches.
@@ -425,15 +426,18 @@ def snvi_epoch(
     :param float decay: :math:`\\kappa\\in(0.5, 1]`.
     :param torch.Generator generator: CPU generator for the minibatch order.
     :param str prior_type: ``"dirichlet_process"`` (sticks) or ``"dirichlet_distribution"``.
+    :param float total: the size ``N`` of the whole data set in the ``N/|B|`` scaling (default ``data.n``:
+        ``data`` is all the data; streaming passes the total while ``data`` is one chunk).
     :returns: ``(phi, sticks, step)`` after the epoch.
     """
     n = data.n
+    total = float(n) if total is None else float(total)
     perm = torch.randperm(n, generator=generator)
     for idx in perm.split(batch_size):
         T, k = data.batch(idx)
         _, W, const = _log_rho_params(em, phi, sticks, phi.dtype, phi.device)
         R = torch.softmax(torch.addmm(const, T, W), dim=1)
-        scale = n / idx.numel()
+        scale = total / idx.numel()
         counts = scale * R.sum(0)
         target = em.update(phi0, scale * (R.T @ T), counts)
         target_sticks = stick_posterior(counts, alpha, prior_type)

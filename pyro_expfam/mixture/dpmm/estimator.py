@@ -16,9 +16,11 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer import SVI, TraceEnum_ELBO
+from sklearn.utils.metaestimators import available_if
 from torch import Tensor
 
 from ...parallel import check_distributed, communicator
+from ...util import torch_generator
 from ..base import BaseMixture, FittedTensor
 from ..init import initial_responsibilities
 from .cavi import (
@@ -30,6 +32,7 @@ from .cavi import (
     expected_weights,
     merge_and_sort,
     snvi_epoch,
+    stick_kl,
     stick_posterior,
 )
 from .emissions import BernoulliEmission, CategoricalEmission, ConjugateEmission, PoissonEmission
@@ -171,6 +174,10 @@ class DirichletProcessMixture(BaseMixture):
         discrete emissions raise ``ValueError``).  Call :meth:`save` on every rank or only on rank 0: only
         rank 0 writes (the file records ``distributed=True``; set it back to a group or ``False`` after
         :meth:`load`).  Prediction methods are local (no communication).
+    :param int total_size: for :meth:`partial_fit` (streaming): the number ``N`` of points in the whole data
+        set, in the ``N/|B|`` scaling of the natural-gradient steps; default ``None``: the number of points
+        seen so far, right for a single pass over a stream (each point seen once); for several passes over
+        the same data give ``total_size``.  Ignored by :meth:`fit`.
 
     The other parameters (``n_init``, ``init_params`` — ``"kmeans"``, ``"k-means++"``, ``"random"``,
     ``"random_from_data"`` —, ``random_state``, ``warm_start``, ``verbose``, ``device``, ``dtype``) are
@@ -251,6 +258,7 @@ class DirichletProcessMixture(BaseMixture):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         distributed: bool | Any = False,
+        total_size: int | None = None,
     ) -> None:
         super().__init__(n_components, tol=tol, max_iter=max_iter, n_init=n_init, init_params=init_params,
                          random_state=random_state, warm_start=warm_start, verbose=verbose, device=device,
@@ -272,6 +280,7 @@ class DirichletProcessMixture(BaseMixture):
         self.learning_rate_decay = learning_rate_decay
         self.svi_learning_rate = svi_learning_rate
         self.distributed = distributed
+        self.total_size = total_size
 
     # ------------------------------------------------------------------ #
     # set-up
@@ -440,6 +449,7 @@ class DirichletProcessMixture(BaseMixture):
         phi = em.update(self._phi0, scale * (resp.T @ T), counts)
         sticks = stick_posterior(counts, self.alpha_, self.weight_concentration_prior_type)
         self._phi, self._sticks = comm.broadcast([phi, sticks])
+        self.__dict__.pop("_seen", None)
         self._snvi_step = 0
         self._cavi_iter = 0
         self._svi_state = None
@@ -462,6 +472,7 @@ class DirichletProcessMixture(BaseMixture):
         counts = resp.sum(0)
         self._phi = self.emission_.update(self._phi0, stats, counts)
         self._sticks = stick_posterior(counts, self.alpha_, self.weight_concentration_prior_type)
+        self.__dict__.pop("_seen", None)  # a fresh fit ends any partial_fit stream
         self._snvi_step = 0
         self._cavi_iter = 0
         self._svi_state = None
@@ -612,16 +623,124 @@ class DirichletProcessMixture(BaseMixture):
                                  "snvi_step": int(self.__dict__.get("_snvi_step", 0))}
         if self.__dict__.get("_svi_state") is not None:
             state["svi"] = _clone_nested(self._svi_state)
+        if "_seen" in self.__dict__:  # partial_fit's count of points seen
+            state["seen"] = int(self._seen)
         return state
 
     def _set_resume_state(self, state: dict[str, Any]) -> None:
         self._cavi_iter = int(state.get("cavi_iter", 0))
         self._snvi_step = int(state.get("snvi_step", 0))
         self._svi_state = _clone_nested(state["svi"]) if state.get("svi") is not None else None
+        if "seen" in state:
+            self._seen = int(state["seen"])
         self._drop_svi()  # rebuilt from _svi_state by the next svi epoch
 
     def _abort_fit(self) -> None:
         self._drop_svi()
+
+    @available_if(lambda self: self.method == "snvi")
+    def partial_fit(self, X, y=None) -> DirichletProcessMixture:
+        """
+        Streaming fit (scikit-learn's convention): one pass of stochastic natural-gradient VI over the chunk
+        ``X`` (minibatches of ``batch_size``, default 1024, in a random order), continuing the previous calls'
+        parameters and step-size schedule :math:`(t+\\tau)^{-\\kappa}`.  Each step's statistics are scaled by
+        ``N/|B|`` with ``N = total_size`` (or, if it is ``None``, the number of points seen so far).  The first
+        call sets the data-dependent prior defaults (data mean, covariances) from its chunk and initialises the
+        parameters on it (``init_params``, statistics scaled to ``N``); pass a representative first chunk,
+        or ``mean_prior``/``covariance_prior``.  Only with ``method="snvi"`` (otherwise the attribute does
+        not exist, as scikit-learn's ``available_if``).  ``lower_bound_`` is the exact ELBO
+        per point of the chunk at the updated parameters, with the prior terms spread over ``N`` points;
+        ``n_iter_`` counts the calls.  A ``fit`` afterwards starts over (or continues, with ``warm_start``).
+
+        :param X: a chunk of data ``(n_chunk, n_features)``.
+        :param y: ignored.
+        :returns: ``self``.
+
+        Example::
+
+            >>> from pyro_expfam.datasets.blobs import make_blobs
+            >>> X, _ = make_blobs(2_000, 2, 3, random_state=0, dtype=torch.float64)
+            >>> est = DirichletProcessMixture(3, method="snvi", batch_size=100, total_size=2_000, random_state=0)
+            >>> for epoch in range(3):
+            ...     for chunk in X.split(500):
+            ...         est = est.partial_fit(chunk)
+            >>> cavi = DirichletProcessMixture(3, random_state=0).fit(X)
+            >>> est.n_iter_, int((est.weights_ > 0.05).sum()), cavi.elbo(X) - est.elbo(X) < 0.01
+            (12, 3, True)
+        """
+        snapshot = {k: (v.clone() if isinstance(v, Tensor) else _clone_nested(v) if isinstance(v, dict | list)
+                        else v) for k, v in self.__dict__.items()}
+        try:
+            self._partial_fit(X)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            self._abort_fit()
+            raise
+        return self
+
+    def _partial_fit(self, X) -> None:
+        self._check_base_parameters()
+        self._check_hyper_parameters()
+        if self.method != "snvi":
+            raise ValueError(f"partial_fit needs method='snvi' (stochastic natural-gradient VI), got {self.method!r}")
+        if self.distributed:
+            raise ValueError("partial_fit is not available with distributed fitting yet; use distributed=False")
+        ts = self.total_size
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, numbers.Integral) or ts < 1):
+            raise ValueError(f"total_size must be a positive int or None, got {ts!r}")
+        first = not self._is_fitted() or "_seen" not in self.__dict__
+        X_in = X
+        if first:
+            X = self._validate_data(X, reset=True)
+            self._device, self._dtype = X.device, X.dtype
+            self._check_parameters(X)  # not warm: sets up the emission and the prior on this chunk
+            generator = torch_generator(self.random_state)
+            self._seen = 0
+        else:
+            X = self._validate_data(X, reset=False)
+            self.emission_.check_data(X)
+            generator = torch.Generator()
+            generator.set_state(self._generator_state)
+        self._fit_generator = generator
+        n = X.shape[0]
+        self._seen = self._seen + n
+        total = float(ts) if ts is not None else float(self._seen)
+        em, alpha, prior_type = self.emission_, self.alpha_, self.weight_concentration_prior_type
+        data = SufficientStatistics(em, X)
+        if first:
+            Xc = em._centred(X) if isinstance(em, _GaussianEmission) else X
+            K = int(self.n_components)
+            resp = initial_responsibilities(Xc, min(K, n), self.init_params, generator)
+            if resp.shape[1] < K:
+                resp = torch.cat([resp, resp.new_zeros(n, K - resp.shape[1])], dim=1)
+            T, _ = em.training_statistics(X)
+            counts = (total / n) * resp.sum(0)
+            self._phi = em.update(self._phi0, (total / n) * (resp.T @ T), counts)
+            self._sticks = stick_posterior(counts, alpha, prior_type)
+            self._snvi_step, self._cavi_iter, self._svi_state = 0, 0, None
+            self._drop_svi()
+            self.lower_bounds_ = []
+            self.n_iter_ = 0
+        self._phi, self._sticks, self._snvi_step = snvi_epoch(
+            em, data, self._phi0, self._phi, self._sticks, alpha, int(self.batch_size or min(n, 1024)),
+            self._snvi_step, float(self.learning_rate_offset), float(self.learning_rate_decay), generator,
+            prior_type=prior_type, total=total)
+        res = cavi_pass(em, data, self._phi0, self._phi, self._sticks, alpha, accumulate=False)
+        prior_terms = stick_kl(self._sticks, alpha) + em.kl(self._phi, self._phi0).sum()
+        data_term = res.bound + prior_terms  # sum over the chunk of the data terms
+        bound = float(data_term / n - prior_terms / total)
+        if not math.isfinite(bound):
+            raise FloatingPointError(f"partial_fit: the lower bound became {bound}; try float64")
+        self._refresh_attributes()
+        self.lower_bound_ = bound
+        self.lower_bounds_ = [*self.lower_bounds_, bound]
+        self.n_iter_ = int(self.n_iter_) + 1
+        self.converged_ = False
+        self._generator_state = generator.get_state()
+        self._resume_state = self._get_resume_state()
+        self._torch_io = isinstance(X_in, Tensor)
+        self._fitted = True
 
     def save(self, path) -> None:
         """
