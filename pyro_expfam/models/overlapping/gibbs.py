@@ -16,7 +16,7 @@ given the rest has log-odds
 a rank-one change of :math:`\eta(z)`: a sweep over the ``K`` clusters costs
 :math:`O(K\,T)` per point, whatever the size of the sets (no enumeration).
 :func:`gibbs_em` alternates sweeps over all points (vectorised over points)
-with the M-step of :mod:`.em` on the sampled sets (their distinct rows, counts
+with the M-step of :mod:`~pyro_expfam.models.overlapping.em` on the sampled sets (their distinct rows, counts
 and summed statistics): a stochastic EM.  :func:`gibbs_map_sets` finds
 membership sets for new points by sweeps at fixed parameters followed by
 greedy coordinate ascent (iterated conditional modes).

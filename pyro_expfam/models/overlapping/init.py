@@ -4,7 +4,7 @@ r"""
 Data-driven initialisation of an overlapping mixture.
 
 Every strategy first guesses hard membership sets ``Z0`` (``N x K``, 0/1) and
-then sets the global sites by one M-step of :mod:`.em` on those sets
+then sets the global sites by one M-step of :mod:`~pyro_expfam.models.overlapping.em` on those sets
 (:func:`params_from_memberships`), so the same code serves every family:
 
 - ``"nmf"`` (binary and count-like data): a non-negative matrix factorisation
