@@ -35,7 +35,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Communicator", "communicator", "check_distributed"]
+__all__ = ["Communicator", "communicator", "check_distributed", "save_on_rank0", "INIT_SAMPLE"]
+
+#: size of the sample gathered from all ranks for a distributed fit's initialisation
+INIT_SAMPLE = 10_000
 
 
 def check_distributed(value, name: str = "distributed") -> None:
@@ -189,3 +192,24 @@ def communicator(distributed=False) -> Communicator:
     if distributed is None or distributed is False:
         return Communicator(False)
     return Communicator(None if distributed is True else distributed)
+
+
+def save_on_rank0(estimator, path, save) -> None:
+    """
+    Save a distributed estimator from rank 0 only (on the other ranks nothing is written); a process group
+    given as ``distributed`` is recorded as ``True`` (a group cannot be saved).
+
+    :param estimator: a fitted estimator with a ``distributed`` hyper-parameter (and its fit's ``_comm``).
+    :param path: the file.
+    :param save: the estimator's plain save function, called as ``save(path)``.
+    """
+    comm = estimator.__dict__.get("_comm")
+    if comm is not None and comm.is_distributed and comm.rank != 0:
+        return
+    group = estimator.distributed
+    if group is not None and not isinstance(group, bool):
+        estimator.distributed = True
+    try:
+        save(path)
+    finally:
+        estimator.distributed = group

@@ -23,11 +23,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from pyro_expfam.datasets.blobs import make_blobs
-from pyro_expfam.mixture import DirichletProcessMixture
+from pyro_expfam.mixture import DirichletProcessMixture, GaussianMixture
 from pyro_expfam.parallel import Communicator, check_distributed, communicator
 
 WORLD = 2
 N, D, K_TRUE, K = 700, 3, 3, 6
+COV_TYPES = ("full", "tied", "diag", "spherical")
 SPLIT = 300  # shards of unequal size: rows [0, 300) on rank 0, [300, 700) on rank 1
 FIRST, MORE = 1, 10  # iterations before the save / after it (the merge moves start at iteration 3)
 
@@ -77,6 +78,17 @@ def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
         out["cavi_bytes"] = est._comm.bytes_sent  # each fit builds its communicator
         out["cavi"] = {"phi": est._phi.cpu(), "sticks": est._sticks.cpu(), "phi0": est._phi0.cpu(),
                        "bounds": torch.tensor(est.lower_bounds_), "n_iter": est.n_iter_}
+        # EM, every covariance type: the same protocol (one distributed iteration saved, then continued)
+        out["em"] = {}
+        for ct in COV_TYPES:
+            gm = GaussianMixture(K_TRUE + 1, covariance_type=ct, tol=0.0, max_iter=FIRST, random_state=0,
+                                 distributed=True).fit(shard)
+            gm.save(os.path.join(tmp, f"em_{ct}.pt"))
+            dist.barrier()
+            gm.set_params(max_iter=MORE, warm_start=True).fit(shard)
+            out["em"][ct] = {k: v.cpu() for k, v in gm._get_state().items()}
+            out["em"][ct]["bounds"] = torch.tensor(gm.lower_bounds_)
+        out["em_default"] = GaussianMixture(K_TRUE, random_state=0, distributed=True).fit(shard).lower_bound_
         # a default distributed fit (k-means start on a gathered sample), to the end
         full = DirichletProcessMixture(K, random_state=0, distributed=True).fit(shard)
         out["default"] = {"bound": full.lower_bound_, "weights": full._weights_.cpu(), "phi": full._phi.cpu()}
@@ -146,6 +158,24 @@ def test_cavi_distributed_equals_single_process(gloo_results):
     # the data-dependent prior is that of the concatenated data (global moments)
     fresh = _dpmm(max_iter=1).fit(X)
     assert _rel(res[0]["cavi"]["phi0"], fresh._phi0) < 1e-10
+
+
+@pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
+def test_em_distributed_equals_single_process(gloo_results):
+    tmp, res = gloo_results
+    X = _data()
+    for ct in COV_TYPES:
+        single = GaussianMixture.load(os.path.join(tmp, f"em_{ct}.pt"))
+        single.set_params(distributed=False, warm_start=True, max_iter=MORE).fit(X)
+        ref = {k: v for k, v in single._get_state().items()}
+        ref["bounds"] = torch.tensor(single.lower_bounds_)
+        for out in res:
+            for key, value in ref.items():
+                assert _rel(out["em"][ct][key], value) < 1e-8, (ct, key)
+    # the default start (k-means on the gathered sample) finds the same optimum on well separated blobs
+    single = GaussianMixture(K_TRUE, random_state=0).fit(X)
+    for out in res:
+        assert abs(out["em_default"] - single.lower_bound_) < 1e-6
 
 
 def test_cavi_distributed_default_initialisation(gloo_results):

@@ -37,8 +37,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..parallel import INIT_SAMPLE, communicator, save_on_rank0
 from ..util import check_float_resolution
 from .base import BaseMixture, FittedTensor
+from .init import initial_responsibilities
 
 __all__ = ["GaussianMixture"]
 
@@ -124,27 +126,39 @@ def _chunk_rows(X: Tensor, width: int) -> int:
     return max(1, budget // max(width, 1))
 
 
-def _moments(data: _Data, resp: Tensor, reg_covar: float, covariance_type: str) -> tuple[Tensor, Tensor, Tensor]:
-    """M-step on prepared data; the returned means are in the centred coordinates of ``data.Xc``."""
+def _moments(data: _Data, resp: Tensor, reg_covar: float, covariance_type: str,
+             reduce=None) -> tuple[Tensor, Tensor, Tensor]:
+    """
+    M-step on prepared data; the returned means are in the centred coordinates of ``data.Xc``.  ``reduce``
+    (data-parallel fits, :meth:`pyro_expfam.parallel.Communicator.all_reduce`) sums the weighted sums over the
+    ranks before they are used (one collective of ``O(K D^2)`` numbers).
+    """
     Xc = data.Xc
     N, D = Xc.shape
     K = resp.shape[1]
-    nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
+    nk = resp.sum(0)
     sums = _weighted_sums(data.stats if data.stats is not None else Xc, resp)  # (K, D), (K, 2D) or (K, D+1)
-    means = sums[:, :D] / nk[:, None]
+    second = None
     if covariance_type == "full":
-        cov = Xc.new_zeros(K * D, D)
+        second = Xc.new_zeros(K * D, D)
         rows = _chunk_rows(Xc, K * D)
         for start in range(0, N, rows):
             xs = Xc[start : start + rows]
             weighted = (xs.unsqueeze(1) * resp[start : start + rows].unsqueeze(2)).reshape(xs.shape[0], K * D)
-            cov.addmm_(weighted.T, xs)
-        cov = cov.reshape(K, D, D) / nk[:, None, None] - means.unsqueeze(2) * means.unsqueeze(1)
+            second.addmm_(weighted.T, xs)
+    elif covariance_type == "tied":
+        second = data.gram if data.gram is not None else Xc.T @ Xc
+    if reduce is not None:
+        parts = reduce({"nk": nk, "sums": sums} if second is None else {"nk": nk, "sums": sums, "second": second})
+        nk, sums, second = parts["nk"], parts["sums"], parts.get("second")
+    nk = nk + 10 * torch.finfo(resp.dtype).eps
+    means = sums[:, :D] / nk[:, None]
+    if covariance_type == "full":
+        cov = second.reshape(K, D, D) / nk[:, None, None] - means.unsqueeze(2) * means.unsqueeze(1)
         cov = (cov + cov.mT) / 2
         cov.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
     elif covariance_type == "tied":
-        gram = data.gram if data.gram is not None else Xc.T @ Xc
-        cov = (gram - (nk * means.T) @ means) / nk.sum()
+        cov = (second - (nk * means.T) @ means) / nk.sum()
         cov = (cov + cov.T) / 2
         cov.diagonal().add_(reg_covar)
     elif covariance_type == "diag":
@@ -323,6 +337,13 @@ class GaussianMixture(BaseMixture):
     :param verbose: show a progress bar.
     :param device: device to fit on (default: the data's).
     :param dtype: ``torch.float32`` or ``torch.float64`` (default: the data's).
+    :param distributed: data-parallel EM on :mod:`torch.distributed` (:mod:`pyro_expfam.parallel`): ``False``
+        (default), ``True`` (the default process group) or a ``ProcessGroup``.  ``fit(X)`` is called on every
+        rank with its shard; each M-step all-reduces the weighted sums (``O(K D^2)`` numbers, independent of the
+        number of points) and each bound the shards' log-likelihood sums, so every rank ends with the same
+        model.  The centring shift is the global mean; the start (unless all ``*_init`` are given) runs on a
+        sample gathered from all ranks (at most 10,000 points) and rank 0's initial parameters are broadcast.
+        Only rank 0 writes in :meth:`save`.  Prediction is local.
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -358,6 +379,7 @@ class GaussianMixture(BaseMixture):
         verbose: bool | int = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        distributed=False,
     ) -> None:
         super().__init__(
             n_components,
@@ -376,6 +398,7 @@ class GaussianMixture(BaseMixture):
         self.weights_init = weights_init
         self.means_init = means_init
         self.precisions_init = precisions_init
+        self.distributed = distributed
 
     def _public_means(self) -> Tensor:
         self._check_is_fitted()
@@ -433,9 +456,17 @@ class GaussianMixture(BaseMixture):
         if warm and self._means_c.shape[1] != D:
             raise ValueError(f"X has {D} features, but the model was fitted with {self._means_c.shape[1]}")
         check_float_resolution(X, "X")
+        self._comm = comm = communicator(self.distributed)
+        comm.check_equal((D, str(X.dtype)), "the shards' number of features and dtype")
+        self._n_total = comm.sum_int(X.shape[0], X.device)
         # the data are fixed during a fit: centre them once (a warm start keeps the fitted shift, so that
         # the continuation is exact) and keep the constant moments
-        shift = self._shift.to(X) if warm else X.mean(0)
+        if warm:
+            shift = self._shift.to(X)
+        elif comm.is_distributed:
+            shift = (comm.all_reduce([X.to(torch.float64).sum(0)])[0] / self._n_total).to(X.dtype)
+        else:
+            shift = X.mean(0)
         self._cache = _prepare(X, self.covariance_type, shift)
 
     # ------------------------------------------------------------------ #
@@ -450,17 +481,31 @@ class GaussianMixture(BaseMixture):
             self._means_c = self._means_init - data.shift
             self._set_precisions_init()
             return
-        super()._initialize_parameters(X, generator)
+        comm = self._comm
+        if not comm.is_distributed:
+            super()._initialize_parameters(X, generator)
+            return
+        # the start on a sample gathered from all ranks, broadcast from rank 0
+        per_rank = min(X.shape[0], math.ceil(INIT_SAMPLE / comm.world_size))
+        idx = torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)
+        sample = comm.all_gather_rows(X[idx])
+        data = _prepare(sample, self.covariance_type, self._data(X).shift)
+        resp = initial_responsibilities(data.Xc, int(self.n_components), self.init_params, generator)
+        self._initialize_from(data, resp, sample.shape[0])
+        state = comm.broadcast(self._get_state())
+        self._set_state(state)
 
     def _set_precisions_init(self) -> None:
         self._precisions_cholesky_ = _precision_cholesky_from_precisions(self._precisions_init, self.covariance_type)
         self._covariances_ = _covariances_from_precision_cholesky(self._precisions_cholesky_, self.covariance_type)
 
     def _initialize(self, X: Tensor, resp: Tensor) -> None:
-        data = self._data(X)
+        self._initialize_from(self._data(X), resp, X.shape[0])
+
+    def _initialize_from(self, data: _Data, resp: Tensor, n: int) -> None:
         self._shift = data.shift
         nk, means, cov = _moments(data, resp, self.reg_covar, self.covariance_type)
-        self._weights_ = nk / X.shape[0] if self._weights_init is None else self._weights_init.clone()
+        self._weights_ = nk / n if self._weights_init is None else self._weights_init.clone()
         self._means_c = means if self._means_init is None else self._means_init - data.shift
         if self._precisions_init is None:
             self._covariances_ = cov
@@ -474,9 +519,20 @@ class GaussianMixture(BaseMixture):
             return cache
         return _prepare(X, self.covariance_type, self._shift.to(X))
 
+    def _reduce(self):
+        comm = self.__dict__.get("_comm")
+        return comm.all_reduce if comm is not None and comm.is_distributed else None
+
+    def _compute_lower_bound(self, X: Tensor, log_resp: Tensor, log_prob_norm: Tensor) -> float:
+        reduce = self._reduce()
+        if reduce is None:
+            return super()._compute_lower_bound(X, log_resp, log_prob_norm)
+        return float(reduce([log_prob_norm.sum()])[0]) / self._n_total
+
     def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
         data = self._data(X)
-        nk, self._means_c, self._covariances_ = _moments(data, log_resp.exp(), self.reg_covar, self.covariance_type)
+        nk, self._means_c, self._covariances_ = _moments(data, log_resp.exp(), self.reg_covar, self.covariance_type,
+                                                         reduce=self._reduce())
         self._weights_ = nk / nk.sum()
         self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, self.covariance_type)
 
@@ -542,6 +598,14 @@ class GaussianMixture(BaseMixture):
             std = cov.sqrt()[labels]
             x = means[labels] + z * (std if self.covariance_type == "diag" else std.unsqueeze(1))
         return x + self._shift
+
+    def save(self, path) -> None:
+        """
+        Save the fitted model (see :meth:`BaseMixture.save`); after a distributed fit only rank 0 writes.
+
+        :param path: file path or writable binary file object.
+        """
+        save_on_rank0(self, path, super().save)
 
     def _n_parameters(self) -> int:
         """Number of free parameters of the fitted model."""

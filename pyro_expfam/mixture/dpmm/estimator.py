@@ -19,7 +19,7 @@ from pyro.infer import SVI, TraceEnum_ELBO
 from sklearn.utils.metaestimators import available_if
 from torch import Tensor
 
-from ...parallel import check_distributed, communicator
+from ...parallel import INIT_SAMPLE, check_distributed, communicator, save_on_rank0
 from ...util import torch_generator
 from ..base import BaseMixture, FittedTensor
 from ..init import initial_responsibilities
@@ -57,8 +57,6 @@ _WINDOW = 3
 #: merge moves start after this many CAVI iterations: from a random start the components first need to
 #: differentiate, otherwise greedy merging of still-identical components can lose clusters for good
 _MERGE_AFTER = 2
-#: size of the sample gathered from all ranks for a distributed fit's initialisation
-_INIT_SAMPLE = 10_000
 _OTHER = {"bernoulli": BernoulliEmission, "categorical": CategoricalEmission, "poisson": PoissonEmission}
 
 
@@ -429,12 +427,12 @@ class DirichletProcessMixture(BaseMixture):
 
     def _initialize_distributed(self, X: Tensor, generator: torch.Generator) -> None:
         """
-        Initialisation from a sample gathered from all ranks (``_INIT_SAMPLE`` points at most, split evenly):
+        Initialisation from a sample gathered from all ranks (``INIT_SAMPLE`` points at most, split evenly):
         the initial responsibilities of the sample (``init_params``), their statistics scaled by
         ``N / n_sample``, the conjugate update; rank 0's result is broadcast.
         """
         comm = self._comm
-        per_rank = min(X.shape[0], math.ceil(_INIT_SAMPLE / comm.world_size))
+        per_rank = min(X.shape[0], math.ceil(INIT_SAMPLE / comm.world_size))
         idx = torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)
         sample = comm.all_gather_rows(X[idx])
         em = self.emission_
@@ -750,16 +748,7 @@ class DirichletProcessMixture(BaseMixture):
 
         :param path: file path or writable binary file object.
         """
-        comm = self.__dict__.get("_comm")
-        if comm is not None and comm.is_distributed and comm.rank != 0:
-            return
-        group = self.distributed
-        if group is not None and not isinstance(group, bool):
-            self.distributed = True
-        try:
-            super().save(path)
-        finally:
-            self.distributed = group
+        save_on_rank0(self, path, super().save)
 
     def _refresh_attributes(self) -> None:
         self.weight_concentration_prior_ = self.alpha_
