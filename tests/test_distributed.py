@@ -7,7 +7,8 @@ One spawn (``_run``) runs every check inside the ranks and writes each rank's re
 compare them with single-process fits on the concatenated shards.  The equivalence checks start both fits
 from the same initial parameters (the distributed fit's first iteration, saved by rank 0 and loaded by the
 single process, then ``warm_start=True``), so the two fits must agree up to the summation order of the
-all-reduce: 1e-8 relative in float64 (the observed difference is ~1e-14).
+all-reduce: 1e-8 relative in float64 (observed: ~5e-16 for CAVI).  Checked: DP-mixture CAVI (with merge moves)
+and GaussianMixture EM for every covariance type; the collectives; the default (gathered-sample) start.
 """
 
 from __future__ import annotations
