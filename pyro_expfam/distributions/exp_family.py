@@ -52,7 +52,7 @@ import functools
 import inspect
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
@@ -175,6 +175,38 @@ def _unchecked_from_natural_params(cls: type[_EF], *natural_params: Tensor, **fi
     return func(cls, *natural_params, **fixed)
 
 
+def _forwarding_init(cls: type) -> Callable:
+    """
+    A per-class ``__init__`` that forwards to :meth:`ExponentialFamily.__init__` but shows the
+    signature of the family's own constructor (Pyro's/torch's), so ``inspect.signature(cls.__init__)``
+    (used by Pyro's tests and by funsor to wrap distributions) sees ``Poisson(rate, ...)``, not
+    ``(*args, **kwargs)``.
+    """
+    target = next(
+        (
+            c.__dict__["__init__"]
+            for c in cls.__mro__[1:]
+            if "__init__" in c.__dict__
+            and c is not ExponentialFamily
+            and not getattr(c.__dict__["__init__"], "_expfam_forwarding", False)
+        ),
+        None,
+    )
+
+    def __init__(self, *args, **kwargs):
+        ExponentialFamily.__init__(self, *args, **kwargs)
+
+    __init__._expfam_forwarding = True
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    if target is not None:
+        __init__.__doc__ = target.__doc__
+        try:
+            __init__.__signature__ = inspect.signature(target)
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            pass
+    return __init__
+
+
 class ExponentialFamily(torch.distributions.ExponentialFamily):
     r"""
     Base class for exponential-family distributions with natural-parameter
@@ -230,6 +262,8 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         # every family's _from_natural_params refuses natural parameters outside the natural
         # parameter space with a ValueError naming the parameter (when validation is enabled)
         super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = _forwarding_init(cls)
         raw = cls.__dict__.get("_from_natural_params")
         if not isinstance(raw, classmethod) or getattr(raw.__func__, "_checks_natural_params", False):
             return
@@ -265,7 +299,8 @@ class ExponentialFamily(torch.distributions.ExponentialFamily):
         # torch's check, except that our __init__ above (which only forwards to the family's) keeps the
         # family's ``expand`` valid; a subclass with an __init__ of its own still needs its own ``expand``
         init = type(self).__init__
-        if _instance is None and init is not ExponentialFamily.__init__ and init != cls.__init__:
+        forwarding = init is ExponentialFamily.__init__ or getattr(init, "_expfam_forwarding", False)
+        if _instance is None and not forwarding and init != cls.__init__:
             raise NotImplementedError(
                 f"Subclass {type(self).__name__} of {cls.__name__} that defines a custom __init__ method "
                 "must also define a custom .expand() method."
