@@ -70,9 +70,7 @@ def run_cell(n: int, d: int, k: int, seed: int, max_iter: int, tol: float, repea
         sk = KMeans(k, init="k-means++", n_init=1, max_iter=max_iter, tol=tol, random_state=seed).fit(X)
         t_sk.append(time.perf_counter() - t0)
     # our iteration count: rerun once with an iteration counter (not timed)
-    n_iter_ours = kmeans(Xt, k, torch.Generator().manual_seed(seed), max_iter=max_iter, tol=tol, _return_n_iter=True)[
-        2
-    ]
+    n_iter_ours = kmeans(Xt, k, torch.Generator().manual_seed(seed), max_iter=max_iter, tol=tol, _return_n_iter=True)[2]
     row = {
         "N": n,
         "D": d,

@@ -107,7 +107,7 @@ def _best_candidate_t(XT2: Tensor, xc: Tensor, xc_sq: Tensor, closest: Tensor) -
     """
     N, T = XT2.shape[1], xc.shape[0]
     C2 = torch.cat([xc * -2.0, xc_sq.unsqueeze(1), xc.new_ones(T, 1)], 1)
-    chunk = min(max((1 << 17) // T, 256), N)
+    chunk = min(_block(T), N)
     pot = xc.new_zeros(T)
     buf = xc.new_empty(T, chunk)
     for s in range(0, N, chunk):
@@ -123,7 +123,7 @@ def _best_candidate_t(XT2: Tensor, xc: Tensor, xc_sq: Tensor, closest: Tensor) -
 def _best_candidate(X: Tensor, x_sq: Tensor, cand: Tensor, closest: Tensor) -> Tensor:
     """Index into ``cand`` of the candidate centre whose addition gives the lowest k-means potential."""
     N, T = X.shape[0], cand.shape[0]
-    chunk = max((1 << 17) // T, 256)
+    chunk = _block(T)
     pot = X.new_zeros(T)
     buf = X.new_empty(chunk, T)
     xc, xc_sq = X[cand].T, x_sq[cand].unsqueeze(0)
@@ -199,6 +199,13 @@ def _row_sq_norms(X: Tensor) -> Tensor:
 
 #: above this many distances (N x K) :func:`_nearest` works in blocks of rows
 _CHUNK_ELEMENTS = 1 << 22
+#: elements of a block of distances (1 MB in float64: stays in cache)
+_BLOCK_ELEMENTS = 1 << 17
+
+
+def _block(width: int) -> int:
+    """Rows (or columns) per block of a distance matrix ``width`` wide."""
+    return max(_BLOCK_ELEMENTS // width, 1)
 
 
 def _augmented_t(X: Tensor, x_sq: Tensor) -> Tensor:
@@ -229,7 +236,7 @@ def _nearest(X: Tensor, C: Tensor, XT2: Tensor | None = None) -> Tensor:
         bits = max((K - 1).bit_length(), 1)
         keep = torch.tensor(~((1 << bits) - 1), dtype=torch.int64)
         index = torch.arange(K, dtype=torch.int64).unsqueeze(1)
-        chunk = min(max((1 << 17) // K, 256), N)
+        chunk = min(_block(K), N)
         buf = X.new_empty(K, chunk)
         packed = X.new_empty(N)
         for s in range(0, N, chunk):
@@ -243,7 +250,7 @@ def _nearest(X: Tensor, C: Tensor, XT2: Tensor | None = None) -> Tensor:
     if N * K > _CHUNK_ELEMENTS and X.device.type == "cpu":
         # large N x K: blocks of rows into one reused (chunk, K) buffer of ~1 MB that stays in cache (no N x K
         # matrix, whose first touch alone costs more than the GEMM; ~2x faster at N=1e6)
-        chunk = max((1 << 17) // K, 256)
+        chunk = _block(K)
         labels = torch.empty(N, dtype=torch.long)
         values = X.new_empty(N)
         buf = X.new_empty(chunk, K)
