@@ -10,6 +10,11 @@ starts (NMF for binary data, k-means for real data) kept by the MAP objective (s
 IBP the number of clusters by held-out likelihood (select.select_num_clusters).
 
     python benchmarks/bench_overlapping_quality.py [--seeds 5] [--cases noisy_or,product,...] [--out PATH]
+    python benchmarks/bench_overlapping_quality.py --estimator --cases noisy_or,product,no_cluster,blocks_100,...
+
+``--estimator``: the same cases through the scikit-learn estimator with its defaults only,
+``OverlappingMixture(family, K, random_state=seed)`` (``prior="ibp"`` for the IBP case), i.e. what a user gets
+from ``fit(X)``; writes benchmarks/results/overlapping_quality_estimator_cpu.json.
 
 Writes benchmarks/results/overlapping_quality_cpu.json (the large-K rows were written with
 --out benchmarks/results/overlapping_large_k_cpu.json).  Wall times are per fit, on a shared CPU: compare them only
@@ -33,7 +38,12 @@ from pyro_expfam.datasets.overlapping import (
     make_overlapping_gaussians,
     make_sparse_product,
 )
-from pyro_expfam.models.overlapping import OverlappingMixtureModel, match_clusters, membership_accuracy
+from pyro_expfam.models.overlapping import (
+    OverlappingMixture,
+    OverlappingMixtureModel,
+    match_clusters,
+    membership_accuracy,
+)
 from pyro_expfam.models.overlapping.oracle import bayes_oracle
 from pyro_expfam.models.overlapping.select import fit_map, select_num_clusters, select_structure
 
@@ -114,6 +124,34 @@ def run_case(case: str, seed: int) -> dict:
     return out
 
 
+def run_case_estimator(case: str, seed: int) -> dict:
+    data, family, k = case_data(case, seed)
+    oracle = bayes_oracle(data)
+    X = data.X.numpy()
+    t0 = time.perf_counter()
+    est = OverlappingMixture(family, k, prior="ibp" if case == "ibp" else "finite", random_state=seed).fit(X)
+    out = {
+        "case": case,
+        "seed": seed,
+        "estimator": "defaults",
+        "oracle_accuracy": oracle.accuracy,
+        "oracle_loglik": float(oracle.log_lik.mean()),
+        "seconds": time.perf_counter() - t0,
+        "structure": est.structure_,
+        "n_iter": est.n_iter_,
+        "loglik": est.score(X),
+    }
+    if case == "ibp":
+        usage = est.predict_proba(X).sum(0)
+        out["active"] = int((usage >= 0.01 * X.shape[0]).sum())
+    Z = torch.as_tensor(est.predict(X))
+    out["accuracy"] = membership_accuracy(data.Z, Z)
+    out["mean_set_size"] = float(Z.double().sum(1).mean())
+    out["recovered_clusters"] = _recovered(data, Z)
+    out["within_2_points"] = out["accuracy"] >= oracle.accuracy - 0.02
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=5)
@@ -123,7 +161,10 @@ def main() -> None:
     parser.add_argument(
         "--out", default=os.path.join(os.path.dirname(__file__), "results", "overlapping_quality_cpu.json")
     )
+    parser.add_argument("--estimator", action="store_true", help="the estimator with its defaults")
     args = parser.parse_args()
+    if args.estimator and args.out == parser.get_default("out"):
+        args.out = os.path.join(os.path.dirname(__file__), "results", "overlapping_quality_estimator_cpu.json")
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
     rows = []
@@ -132,7 +173,10 @@ def main() -> None:
             rows = [r for r in json.load(f)["rows"] if r["case"] not in args.cases.split(",")]
     for case in args.cases.split(","):
         for seed in range(args.seeds):
-            row = run_large_k(int(case[7:]), seed) if case.startswith("large_k") else run_case(case, seed)
+            if case.startswith("large_k"):
+                row = run_large_k(int(case[7:]), seed)
+            else:
+                row = run_case_estimator(case, seed) if args.estimator else run_case(case, seed)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "heldout_by_k"}), flush=True)
             with open(args.out, "w") as f:

@@ -29,7 +29,9 @@ def bars():
 
 @pytest.fixture(scope="module")
 def fitted(bars):
-    return OverlappingMixture("bernoulli", 4, random_state=1, max_iter=400).fit(bars.X)
+    # the bars are drawn from the fixed-background model, which is fitted here: with the default learned background
+    # the membership accuracy is 0.946 (Bayes oracle 0.982), with the fixed one 0.964
+    return OverlappingMixture("bernoulli", 4, background="fixed", random_state=1, max_iter=400).fit(bars.X)
 
 
 def test_recovers_planted_bars(bars, fitted):
@@ -47,7 +49,18 @@ def test_recovers_planted_bars(bars, fitted):
 
 def test_ibp_finds_the_number_of_clusters(bars):
     # truncation 8, four planted bars: grown cluster by cluster with a mean-field guide, the fifth is pruned
-    m = OverlappingMixture("bernoulli", 8, prior="ibp", guide="mean_field", random_state=0, max_iter=250)
+    # the growth path with the fixed background the bars are drawn from (init_params="auto"; the default MAP-EM
+    # start chooses the number of clusters by held-out likelihood instead: bench_overlapping_quality.py --estimator)
+    m = OverlappingMixture(
+        "bernoulli",
+        8,
+        prior="ibp",
+        guide="mean_field",
+        init_params="auto",
+        background="fixed",
+        random_state=0,
+        max_iter=250,
+    )
     m.fit(bars.X)
     assert m.n_grow_iter_ > 0
     usage = m.predict_proba(bars.X).sum(0)
@@ -209,7 +222,10 @@ def test_categorical_and_large_k_approximate_mode():
         m.predict(torch.full((2, 5), 7))
     # K = 32 clusters, sets of size <= 2: 1 + 32 + 496 enumerated sets
     X = torch.bernoulli(torch.full((60, 8), 0.3), generator=g)
-    big = OverlappingMixture("bernoulli", 32, max_set_size=2, random_state=0, max_iter=5, tol=0).fit(X)
+    # (structure="overlapping": on this structureless noise "auto" would choose one cluster per point)
+    big = OverlappingMixture(
+        "bernoulli", 32, max_set_size=2, structure="overlapping", random_state=0, max_iter=5, tol=0
+    ).fit(X)
     assert big.model_.num_membership_sets == 529
     assert int(big.predict(X).sum(-1).max()) <= 2
 

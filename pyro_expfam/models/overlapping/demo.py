@@ -50,9 +50,12 @@ def demo(
     """
     data = make_overlapping_bars(num_points, num_clusters, side=side, seed=seed)
     n_init = 1 if prior == "ibp" else 2
-    common = dict(max_iter=num_steps, random_state=seed, verbose=progress, n_init=n_init)
-    if prior == "ibp":
-        model = OverlappingMixture("bernoulli", 2 * num_clusters, prior="ibp", guide="mean_field", **common)
+    # the bars are drawn from the fixed-background model: fit that model
+    common = dict(max_iter=num_steps, random_state=seed, verbose=progress, n_init=n_init, background="fixed")
+    if prior == "ibp":  # grown cluster by cluster from the family's start
+        model = OverlappingMixture(
+            "bernoulli", 2 * num_clusters, prior="ibp", guide="mean_field", init_params="auto", **common
+        )
     else:
         model = OverlappingMixture("bernoulli", num_clusters, prior=prior, **common)
     model.fit(data.X)

@@ -55,7 +55,7 @@ from . import generic as _generic
 from . import priors as _priors
 from .generic import make_cluster_family
 from .model import OverlappingMixtureModel
-from .select import em_init
+from .select import em_init, select_structure, single_membership_model
 
 __all__ = ["INIT_STRATEGIES", "OverlappingMixture", "register_init_strategy"]
 
@@ -68,7 +68,15 @@ INIT_STRATEGIES: dict[str, Callable[[OverlappingMixtureModel, Tensor, torch.Gene
     "auto": lambda model, X, generator: model.init_params(X, generator),
     # MAP-EM from data-driven starts (NMF / k-means), the IBP's number of clusters by held-out likelihood
     "em": em_init,
+    # the default: "em" for Bernoulli clusters (where its quality was measured), "auto" for every other family
+    "default": lambda model, X, generator: _default_strategy(model)(model, X, generator),
 }
+
+
+def _default_strategy(model: OverlappingMixtureModel) -> Callable:
+    """What ``init_params="default"`` runs: MAP-EM (``"em"``) for Bernoulli clusters, the family's own otherwise."""
+    return em_init if isinstance(model.family, _families.BernoulliClusters) else INIT_STRATEGIES["auto"]
+
 
 # old argument names -> what replaces them (constructor hyper-parameters)
 _RENAMED = {
@@ -83,7 +91,7 @@ _RENAMED = {
 }
 _FIT_HYPER = (
     "batch_size", "tol", "patience", "n_init", "objective", "num_particles", "grow", "min_usage", "max_iter",
-    "random_state", "verbose", "warm_start", "optimizer",
+    "random_state", "verbose", "warm_start", "optimizer", "background", "structure",
 )  # fmt: skip
 _GAUSSIAN_FAMILIES = (_families.NormalClusters, _families.MultivariateNormalClusters)
 
@@ -479,11 +487,16 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
     :param int n_init: number of initialisations; the one with the best
         final ELBO is kept.  Gaussian clusters in particular need several.
     :param init_params: initial guide parameters: a name registered in
-        :data:`INIT_STRATEGIES` (``"auto"``: the family's initialisation,
-        k-means++ seeds or small random logits; ``"em"``: a MAP fit by EM from
-        data-driven starts, :func:`~pyro_expfam.models.overlapping.select.em_init`,
-        recommended with ``model_options={"background": "learned"}``) or a callable
-        ``fn(model, X, generator) -> params``.
+        :data:`INIT_STRATEGIES` or a callable ``fn(model, X, generator) -> params``.
+        ``"default"`` (the default): ``"em"`` for Bernoulli clusters and
+        ``"auto"`` for every other family (MAP-EM for Gaussian clusters is slow
+        and was not measured better); ``"auto"`` (the default before
+        ``"default"`` existed): the family's initialisation, k-means++ seeds or
+        small random logits; ``"em"``: a MAP fit by EM from data-driven starts
+        (NMF for binary, k-means for real data, two starts kept by the MAP
+        objective; for the IBP prior the number of clusters chosen by held-out
+        likelihood), :func:`~pyro_expfam.models.overlapping.select.em_init`;
+        the SVI fit then starts at that optimum.
     :param random_state: ``None``, an int, a numpy ``RandomState``/``Generator``
         or a CPU :class:`torch.Generator`: initialisation, minibatches and the
         guide's samples are all drawn from it.
@@ -508,6 +521,27 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         ``min_usage * N``; the clusters never reached start with negligible
         ``pi``.
     :param float min_usage: see ``grow``.
+    :param str background: the always-on background :math:`\eta_0`:
+        ``"learned"`` (the default; a global site with the family's conjugate
+        prior, so "feature off unless a cluster turns it on" and points in no
+        cluster are expressible), ``"fixed"`` (the model before the learned
+        background existed: uniform logits for Bernoulli/categorical, the
+        family's fixed background for Gaussians) or ``None`` (the cluster
+        family's own setting).  A ``"background"`` key in ``model_options``
+        takes precedence.
+    :param str structure: ``"auto"`` (the default) or ``"overlapping"``.
+        ``"auto"``: when the initialisation is MAP-EM (``init_params="em"``,
+        or ``"default"`` on Bernoulli clusters), the prior is ``"finite"`` and
+        there are at least 10 points,
+        the overlapping model and its one-cluster-per-point counterpart
+        (:func:`~pyro_expfam.models.overlapping.select.single_membership_model`:
+        sets of size at most one, fixed background) are both fitted on 80% of
+        the data and the overlapping one is kept only if its held-out
+        log-likelihood is higher by more than two standard errors
+        (:func:`~pyro_expfam.models.overlapping.select.select_structure`);
+        in every other case, and with ``"overlapping"`` (the behaviour before
+        this option existed), the overlapping model is fitted.  The choice is
+        the fitted attribute ``structure_``.
     :param dict model_options: further keyword arguments of
         :class:`~pyro_expfam.models.overlapping.model.OverlappingMixtureModel`.
     :param device: device to fit on (default: the data's).
@@ -515,6 +549,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
 
     Fitted attributes: ``model_``, ``membership_prior_`` (``pi``, ``(K,)``),
     ``offset_`` (the centring shift of Gaussian families, else ``None``),
+    ``structure_`` (``"overlapping"`` or ``"single"``, see ``structure``),
     ``n_iter_`` (SVI steps of the kept run, growth excluded),
     ``n_grow_iter_`` (SVI steps spent growing), ``lower_bound_`` and
     ``lower_bounds_`` (ELBO per point, per step), ``converged_``,
@@ -546,7 +581,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         tol: float = 1e-5,
         patience: int = 20,
         n_init: int = 1,
-        init_params="auto",
+        init_params="default",
         random_state=None,
         warm_start: bool = False,
         verbose: bool | int = False,
@@ -556,6 +591,8 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         num_particles: int = 1,
         grow: bool | str = "auto",
         min_usage: float = 0.01,
+        background: str | None = "learned",
+        structure: str = "auto",
         model_options: dict | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -584,6 +621,8 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         self.num_particles = num_particles
         self.grow = grow
         self.min_usage = min_usage
+        self.background = background
+        self.structure = structure
         self.model_options = model_options
 
     # ------------------------------------------------------------------ #
@@ -610,6 +649,10 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         if not (isinstance(self.grow, bool | np.bool_) or self.grow == "auto"):
             raise ValueError(f"grow must be True, False or 'auto', got {self.grow!r}")
         _check_real(self.min_usage, "min_usage", 0.0, 1.0, strict_low=False)
+        if self.background is not None and self.background not in ("learned", "fixed"):
+            raise ValueError(f"background must be 'learned', 'fixed' or None, got {self.background!r}")
+        if self.structure not in ("auto", "overlapping"):
+            raise ValueError(f"structure must be 'auto' or 'overlapping', got {self.structure!r}")
         if self.model_options is not None and not isinstance(self.model_options, dict):
             raise ValueError(f"model_options must be None or a dict of keyword arguments, got {self.model_options!r}")
         _make_optimizer(self.optimizer)
@@ -641,7 +684,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
             alpha=float(self.alpha) if isinstance(self.alpha, numbers.Real) else self.alpha,
             max_set_size=None if m is None else int(m),
             guide=self.guide,
-            **(self.model_options or {}),
+            **{"background": self.background, **(self.model_options or {})},
         )
 
     def _batch_size_for(self, model: OverlappingMixtureModel, n: int) -> int | None:
@@ -694,11 +737,23 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         strategy = _resolve_init(self.init_params)
         model = copy.deepcopy(self._fit_model)
         model.setup(X)
+        if strategy is INIT_STRATEGIES.get("default"):
+            strategy = _default_strategy(model)
         # "em" infers the IBP's number of clusters itself (select_num_clusters): no growth
         grow = (
             self.grow if self.grow != "auto" else isinstance(model.prior, _priors.IBPPrior) and strategy is not em_init
         )
-        if grow and model.num_clusters > 1:
+        self.structure_ = "overlapping"
+        if (
+            self.structure == "auto"
+            and strategy is em_init
+            and not isinstance(model.prior, _priors.IBPPrior)
+            and X.shape[0] >= 10
+        ):
+            choice = select_structure(model, X, generator=generator)
+            model, self.n_grow_iter_, self.structure_ = choice.model, 0, choice.structure
+            model.setup(X)
+        elif grow and model.num_clusters > 1:
             model.params_, self.n_grow_iter_ = self._grow(model, X, generator, strategy)
         else:
             model.params_, self.n_grow_iter_ = strategy(model, X, generator), 0
@@ -771,6 +826,8 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
                 state[f"config.{key}"] = torch.tensor(value)
         if self.__dict__.get("_offset") is not None:
             state["offset"] = self._offset.detach().clone()
+        if self.__dict__.get("structure_") == "single":
+            state["structure_single"] = torch.tensor(True)
         return state
 
     def _set_state(self, state: dict[str, Tensor]) -> None:
@@ -779,8 +836,15 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
             if key.startswith("config.") and getattr(family, key[7:], 0) is None:
                 setattr(family, key[7:], value.item())  # data-dependent settings (e.g. num_categories)
         family.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("family.")})
-        model = self._new_model(family)
         params = {k[6:]: v for k, v in state.items() if k.startswith("param.")}
+        single = bool(state.get("structure_single", torch.tensor(False)))
+        if not single and self.background == "learned" and not any(k.startswith("background") for k in params):
+            # a file saved before the "background" hyper-parameter existed holds the fixed-background model
+            self.background = "fixed"
+        model = self._new_model(family)
+        if single:
+            model = single_membership_model(model)
+        self.structure_ = "single" if single else "overlapping"
         ref = next(iter(params.values()))
         model._sets = model._sets.to(dtype=ref.dtype, device=ref.device)
         model.params_ = params

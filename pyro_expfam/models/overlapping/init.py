@@ -64,7 +64,9 @@ def _nmf_memberships(X: Tensor, k: int, seed: int) -> Tensor:
     x = X.reshape(X.shape[0], -1).detach().cpu().double().numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning of NMF: a rough factorisation is enough here
-        nmf = NMF(n_components=k, init="nndsvda" if seed == 0 else "random", random_state=seed, max_iter=300)
+        # NNDSVD needs k <= min(N, D); more clusters than features (or points) start from a random factorisation
+        first = seed == 0 and k <= min(x.shape)
+        nmf = NMF(n_components=k, init="nndsvda" if first else "random", random_state=seed, max_iter=300)
         w = torch.as_tensor(nmf.fit_transform(x))
         h = torch.as_tensor(nmf.components_)
     share = w * h.amax(1)[None, :]
