@@ -305,12 +305,18 @@ class _SVIRun:
             float(est.tol), int(est.patience), self.batch_size is not None or model.guide_type == "mean_field"
         )
         self.perm: Tensor | None = None
+        self.frozen = False
         self.pos = 0
         self.steps = 0
         self.epoch_loss = 0.0
         self.epoch_len = 1 if self.batch_size is None else math.ceil(self.n / self.batch_size)
 
     def step(self) -> float:
+        if self.frozen:  # the loss at the initial parameters, no update (an IBP fit started by MAP-EM)
+            return self._step(self.svi.evaluate_loss)
+        return self._step(self.svi.step)
+
+    def _step(self, fn) -> float:
         subsample = None
         if self.batch_size is not None:
             if self.perm is None or self.pos >= self.n:
@@ -322,9 +328,9 @@ class _SVIRun:
                 devices = [self.X.device] if self.X.device.type == "cuda" else []
                 with torch.random.fork_rng(devices=devices):
                     _seed_device_rng(int(torch.randint(2**62, (1,), generator=self.generator)), self.X.device)
-                    loss = self.svi.step(self.X, subsample=subsample)
+                    loss = fn(self.X, subsample=subsample)
             else:
-                loss = self.svi.step(self.X, subsample=subsample)
+                loss = fn(self.X, subsample=subsample)
         except ValueError as e:
             if "invalid values" in str(e) or "nan" in str(e).lower():
                 raise FloatingPointError(
@@ -496,7 +502,10 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         (NMF for binary, k-means for real data, two starts kept by the MAP
         objective; for the IBP prior the number of clusters chosen by held-out
         likelihood), :func:`~pyro_expfam.models.overlapping.select.em_init`;
-        the SVI fit then starts at that optimum.
+        the SVI fit then starts at that optimum, except for the IBP prior,
+        where SVI would revive the clusters left inactive and is not run
+        (one loss evaluation, ``n_iter_ == 1``; ``warm_start=True`` continues
+        with SVI).  The EM iterations are capped by ``max_iter`` too (at most 200).
     :param random_state: ``None``, an int, a numpy ``RandomState``/``Generator``
         or a CPU :class:`torch.Generator`: initialisation, minibatches and the
         guide's samples are all drawn from it.
@@ -744,21 +753,23 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
             self.grow if self.grow != "auto" else isinstance(model.prior, _priors.IBPPrior) and strategy is not em_init
         )
         self.structure_ = "overlapping"
-        if (
-            self.structure == "auto"
-            and strategy is em_init
-            and not isinstance(model.prior, _priors.IBPPrior)
-            and X.shape[0] >= 10
-        ):
-            choice = select_structure(model, X, generator=generator)
+        em_iter = max(1, min(200, int(self.max_iter)))  # max_iter caps the EM iterations too (EM's default: 200)
+        ibp = isinstance(model.prior, _priors.IBPPrior)
+        if self.structure == "auto" and strategy is em_init and not ibp and X.shape[0] >= 10:
+            choice = select_structure(model, X, max_iter=em_iter, generator=generator)
             model, self.n_grow_iter_, self.structure_ = choice.model, 0, choice.structure
             model.setup(X)
         elif grow and model.num_clusters > 1:
             model.params_, self.n_grow_iter_ = self._grow(model, X, generator, strategy)
+        elif strategy is em_init:
+            model.params_, self.n_grow_iter_ = em_init(model, X, generator, max_iter=em_iter), 0
         else:
             model.params_, self.n_grow_iter_ = strategy(model, X, generator), 0
         self.model_ = model
         self._run = _SVIRun(self, model, X, generator)
+        # the IBP's MAP-EM start has its number of clusters chosen by held-out likelihood; SVI from there revives
+        # the inactive clusters (MAP has no Occam factor: 9-10 of 10 active, truth 5), so it is not run
+        self._run.frozen = strategy is em_init and ibp and model.num_clusters > 1
 
     def _grow(self, model: OverlappingMixtureModel, X: Tensor, generator, strategy) -> tuple[dict[str, Tensor], int]:
         """Fit models of 1, 2, ... clusters, each started from the previous one; embed the last in ``model``."""
@@ -813,7 +824,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
 
     def _has_converged(self, history: list[float]) -> bool:
         run = self.__dict__.get("_run")
-        return run is not None and run.stopper.converged
+        return run is not None and (run.stopper.converged or run.frozen)
 
     def _get_state(self) -> dict[str, Tensor]:
         model = self.model_

@@ -289,17 +289,18 @@ def select_num_clusters(
     return ClusterCountChoice(chosen, heldout, params, final)
 
 
-def em_init(model, X: Tensor, generator: torch.Generator) -> dict:
+def em_init(model, X: Tensor, generator: torch.Generator, max_iter: int = 200) -> dict:
     """
     ``init_params`` strategy of :class:`~pyro_expfam.models.overlapping.fit.OverlappingMixture`
     (``init_params="em"``): the MAP fit by EM from data-driven starts (:func:`fit_map`, two starts kept by the
     objective); for the IBP prior, the number of clusters is inferred first (:func:`select_num_clusters`).
     The SVI that follows starts at this optimum.
 
+    :param int max_iter: EM iterations per fit.
     :returns: guide parameters of ``model``.
     """
     from .priors import IBPPrior
 
     if isinstance(model.prior, IBPPrior) and model.num_clusters > 1:
-        return select_num_clusters(model, X, generator=generator).params
-    return fit_map(model, X, n_init=2, generator=generator).params
+        return select_num_clusters(model, X, max_iter=max_iter, generator=generator).params
+    return fit_map(model, X, n_init=2, max_iter=max_iter, generator=generator).params
