@@ -31,7 +31,10 @@ installed, and :func:`patched_torch` is a context manager doing both::
     >>> import torch, pyro_expfam
     >>> pyro_expfam.patch_torch()
     >>> d = torch.distributions.Beta(torch.tensor([2.0, 4.0]), torch.tensor([3.0, 1.5]))
-    >>> d.product_along_axis(keepdim=False)     # a torch.distributions.Beta(5.0, 3.5)
+    >>> p = d.product_along_axis(keepdim=False)  # a torch.distributions.Beta
+    >>> type(p).__module__, p.concentration1.item(), p.concentration0.item()
+    ('torch.distributions.beta', 5.0, 3.5)
+    >>> pyro_expfam.unpatch_torch()
 
 This module also holds the conversion between torch/Pyro distributions and
 ours (:func:`as_expfam`, :func:`convert_family`), used by
@@ -361,7 +364,11 @@ def patched_torch() -> Iterator[None]:
     Example::
 
         >>> with patched_torch():
-        ...     torch.distributions.Normal(0.0, 1.0)._from_natural_params(torch.tensor(0.0), torch.tensor(-0.5))
+        ...     d = torch.distributions.Normal(0.0, 1.0)._from_natural_params(torch.tensor(0.0), torch.tensor(-0.5))
+        >>> type(d).__module__, d.loc.item(), d.scale.item()
+        ('torch.distributions.normal', 0.0, 1.0)
+        >>> hasattr(torch.distributions.Normal, "_from_natural_params")   # unpatched again on exit
+        False
     """
     with _lock:
         was_patched = is_torch_patched()
