@@ -505,7 +505,8 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         the SVI fit then starts at that optimum, except for the IBP prior,
         where SVI would revive the clusters left inactive and is not run
         (one loss evaluation, ``n_iter_ == 1``; ``warm_start=True`` continues
-        with SVI).  The EM iterations are capped by ``max_iter`` too (at most 200).
+        with SVI).  The EM iterations are capped by ``max_iter`` too (at most
+        200), so a fit split into two warm-started halves starts differently.
     :param random_state: ``None``, an int, a numpy ``RandomState``/``Generator``
         or a CPU :class:`torch.Generator`: initialisation, minibatches and the
         guide's samples are all drawn from it.
