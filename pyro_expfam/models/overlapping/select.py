@@ -131,6 +131,25 @@ def single_membership_model(model):
     )
 
 
+def _holdout_split(model, X: Tensor, holdout, generator: torch.Generator | None):
+    """Checked ``holdout``, the model's set-up data and a random (train, test) split of its rows."""
+    if not (isinstance(holdout, int | float) and 0 < holdout <= 0.5):
+        raise ValueError(f"holdout must be a number in (0, 0.5], got {holdout!r}")
+    X = model.setup(X)
+    if generator is None:
+        generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
+    n_test = max(1, int(round(holdout * X.shape[0])))
+    perm = torch.randperm(X.shape[0], generator=generator).to(X.device)
+    return X, generator, perm[n_test:], perm[:n_test]
+
+
+def _paired_gain(ll_a: Tensor, ll_b: Tensor) -> tuple[float, float]:
+    """Mean per-point gain of ``ll_a`` over ``ll_b`` on the same points and its standard error."""
+    diff = ll_a - ll_b
+    se = float(diff.std() / math.sqrt(diff.numel())) if diff.numel() > 1 else math.inf
+    return float(diff.mean()), se
+
+
 def select_structure(
     model,
     X: Tensor,
@@ -153,15 +172,7 @@ def select_structure(
     :param float holdout: share of points held out, in (0, 0.5].
     :returns: :class:`StructureChoice`; the chosen model has ``params_`` set.
     """
-    if not (isinstance(holdout, int | float) and 0 < holdout <= 0.5):
-        raise ValueError(f"holdout must be a number in (0, 0.5], got {holdout!r}")
-    X = model.setup(X)
-    if generator is None:
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
-    n = X.shape[0]
-    n_test = max(1, int(round(holdout * n)))
-    perm = torch.randperm(n, generator=generator).to(X.device)
-    test, train = perm[:n_test], perm[n_test:]
+    X, generator, train, test = _holdout_split(model, X, holdout, generator)
     single = single_membership_model(model)
     single.setup(X)
     fits = {}
@@ -169,9 +180,7 @@ def select_structure(
         res = fit_map(m, X[train], n_init=n_init, init=init, max_iter=max_iter, tol=tol, generator=generator)
         m.params_ = res.params
         fits[name] = (m, res, m.log_likelihood(X[test]))
-    diff = fits["overlapping"][2] - fits["single"][2]
-    gain = float(diff.mean())
-    se = float(diff.std() / math.sqrt(diff.numel())) if diff.numel() > 1 else math.inf
+    gain, se = _paired_gain(fits["overlapping"][2], fits["single"][2])
     structure = "overlapping" if gain > 2 * se else "single"
     chosen, res, _ = fits[structure]
     final = map_em(chosen, X, params=res.params, max_iter=max_iter, tol=tol)
@@ -236,15 +245,7 @@ def select_num_clusters(
 
     :returns: :class:`ClusterCountChoice`.
     """
-    if not (isinstance(holdout, int | float) and 0 < holdout <= 0.5):
-        raise ValueError(f"holdout must be a number in (0, 0.5], got {holdout!r}")
-    X = model.setup(X)
-    if generator is None:
-        generator = torch.Generator().manual_seed(int(torch.randint(2**62, (1,))))
-    n = X.shape[0]
-    n_test = max(1, int(round(holdout * n)))
-    perm = torch.randperm(n, generator=generator).to(X.device)
-    test, train = perm[:n_test], perm[n_test:]
+    X, generator, train, test = _holdout_split(model, X, holdout, generator)
     heldout, fits = {}, {}
     prev_ll = None
     chosen = model.num_clusters
@@ -256,9 +257,8 @@ def select_num_clusters(
         heldout[k] = float(ll.mean())
         fits[k] = (sub, res)
         if prev_ll is not None:
-            diff = ll - prev_ll
-            se = float(diff.std() / math.sqrt(diff.numel())) if diff.numel() > 1 else math.inf
-            if float(diff.mean()) <= 2 * se:
+            gain, se = _paired_gain(ll, prev_ll)
+            if gain <= 2 * se:
                 chosen = k - 1
                 break
         prev_ll = ll
