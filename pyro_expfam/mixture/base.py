@@ -352,14 +352,18 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 "before using this estimator."
             )
 
+    def _check_init_params(self) -> None:
+        """Check ``init_params``; a subclass with initialisations of its own overrides this."""
+        if not isinstance(self.init_params, str) or self.init_params not in INIT_METHODS:
+            raise ValueError(f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}")
+
     def _check_base_parameters(self) -> None:
         """Check the base hyper-parameters; messages name the argument and the reason."""
         _check_int(self.n_components, "n_components", 1)
         _check_int(self.max_iter, "max_iter", 0)
         _check_int(self.n_init, "n_init", 1)
         _check_number(self.tol, "tol", 0.0)
-        if not isinstance(self.init_params, str) or self.init_params not in INIT_METHODS:
-            raise ValueError(f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}")
+        self._check_init_params()
         check_torch_dtype(self.dtype, "dtype")
         if self.device is not None:
             check_device(self.device, "device")

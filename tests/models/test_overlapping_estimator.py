@@ -267,3 +267,14 @@ def test_model_selection_with_scikit_learn(bars):
     search = GridSearchCV(est, {"n_components": [np.int64(1), np.int64(3)]}, cv=3).fit(X)
     assert search.best_params_["n_components"] == 3
     assert isinstance(search.best_estimator_.predict(X), np.ndarray)
+
+
+def test_init_params_checked_against_the_overlapping_registry():
+    # the overlapping strategies ("default", "em", "auto", callables) are accepted and the base's list
+    # ("kmeans", ...) is not; the check never changes the hyper-parameter it reads
+    X = np.zeros((10, 3))
+    est = OverlappingMixture("bernoulli", 2, init_params="kmeans")
+    with pytest.raises(ValueError, match="init_params must be one of \\['auto', 'default', 'em'\\]"):
+        est.fit(X)
+    assert est.init_params == "kmeans"
+    OverlappingMixture("bernoulli", 2, init_params="auto", max_iter=2, tol=0)._check_base_parameters()

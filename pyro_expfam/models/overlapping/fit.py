@@ -638,14 +638,11 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
     # ------------------------------------------------------------------ #
     # hyper-parameters
     # ------------------------------------------------------------------ #
+    def _check_init_params(self) -> None:
+        _resolve_init(self.init_params)  # this class's registry of strategies, not the base's list
+
     def _check_base_parameters(self) -> None:
-        init = self.init_params  # resolved by this class's registry, not the base's list
-        self.init_params = "kmeans"
-        try:
-            super()._check_base_parameters()
-        finally:
-            self.init_params = init
-        _resolve_init(init)
+        super()._check_base_parameters()
         _check_int(self.patience, "patience", 1)
         _check_int(self.num_particles, "num_particles", 1)
         if self.max_set_size is not None:
