@@ -303,6 +303,26 @@ def _random_masks(num_clusters: int, num_features: int, features_per_cluster: in
     return (ranks < features_per_cluster).to(torch.float64)
 
 
+def _sparse_sets(num_points, num_features, num_clusters, features_per_cluster, set_size_probs, flip, seed, generator):
+    """Checked arguments, the generator, ``K x D`` random feature masks and ``N x K`` membership sets."""
+    _positive_int("num_features", num_features)
+    _positive_int("num_clusters", num_clusters)
+    flip = _flip_rate(flip)
+    g = _generator(seed, generator)
+    masks = _random_masks(num_clusters, num_features, features_per_cluster, g)
+    Z = sample_membership_sets(num_points, num_clusters, set_size_probs, g)
+    return g, masks, Z, flip
+
+
+def _flip_bits(prob_on: Tensor, flip: float, g: torch.Generator) -> Tensor:
+    """Bernoulli draws with probability ``prob_on``, each bit then flipped with probability ``flip``."""
+    return torch.bernoulli(prob_on * (1 - flip) + (1 - prob_on) * flip, generator=g)
+
+
+def _noise_params(flip: float, set_size_probs, kind: str) -> dict:
+    return {"flip": flip, "set_size_probs": torch.as_tensor(set_size_probs, dtype=torch.float64), "kind": kind}
+
+
 def _finish(X, Z, params, dtype, device) -> OverlappingData:
     dtype = dtype or torch.get_default_dtype()
     conv = {"dtype": dtype, "device": check_device(device) if device is not None else None}
@@ -349,22 +369,11 @@ def make_noisy_or(
         >>> data.X.shape, data.Z.shape, int(data.params["masks"].sum())
         (torch.Size([20, 50]), torch.Size([20, 5]), 50)
     """
-    _positive_int("num_features", num_features)
-    _positive_int("num_clusters", num_clusters)
-    flip = _flip_rate(flip)
-    g = _generator(seed, generator)
-    masks = _random_masks(num_clusters, num_features, features_per_cluster, g)
-    Z = sample_membership_sets(num_points, num_clusters, set_size_probs, g)
+    g, masks, Z, flip = _sparse_sets(num_points, num_features, num_clusters, features_per_cluster,
+                                     set_size_probs, flip, seed, generator)
     on = (Z @ masks).clamp(max=1.0)
-    p = on * (1 - flip) + (1 - on) * flip
-    X = torch.bernoulli(p, generator=g)
-    params = {
-        "masks": masks,
-        "flip": flip,
-        "set_size_probs": torch.as_tensor(set_size_probs, dtype=torch.float64),
-        "kind": "noisy_or",
-    }
-    return _finish(X, Z, params, dtype, device)
+    X = _flip_bits(on, flip, g)
+    return _finish(X, Z, {"masks": masks, **_noise_params(flip, set_size_probs, "noisy_or")}, dtype, device)
 
 
 def make_sparse_product(
@@ -399,21 +408,11 @@ def make_sparse_product(
         >>> data.params["logits"].shape
         torch.Size([5, 50])
     """
-    _positive_int("num_features", num_features)
-    _positive_int("num_clusters", num_clusters)
-    flip = _flip_rate(flip)
-    g = _generator(seed, generator)
-    masks = _random_masks(num_clusters, num_features, features_per_cluster, g)
+    g, masks, Z, flip = _sparse_sets(num_points, num_features, num_clusters, features_per_cluster,
+                                     set_size_probs, flip, seed, generator)
     logits = masks * on_logit + (1 - masks) * off_logit
-    Z = sample_membership_sets(num_points, num_clusters, set_size_probs, g)
-    q = torch.sigmoid(Z @ logits)
-    X = torch.bernoulli(q * (1 - flip) + (1 - q) * flip, generator=g)
-    params = {
-        "logits": logits,
-        "flip": flip,
-        "set_size_probs": torch.as_tensor(set_size_probs, dtype=torch.float64),
-        "kind": "bernoulli_product",
-    }
+    X = _flip_bits(torch.sigmoid(Z @ logits), flip, g)
+    params = {"logits": logits, **_noise_params(flip, set_size_probs, "bernoulli_product")}
     return _finish(X, Z, params, dtype, device)
 
 
