@@ -29,16 +29,25 @@ Example (a single process: everything is a no-op)::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["Communicator", "communicator", "check_distributed", "save_on_rank0", "INIT_SAMPLE"]
+__all__ = ["Communicator", "DistributedInputError", "communicator", "check_distributed", "save_on_rank0",
+           "INIT_SAMPLE"]
 
 #: size of the sample gathered from all ranks for a distributed fit's initialisation
 INIT_SAMPLE = 10_000
+
+
+class DistributedInputError(ValueError):
+    """
+    Raised on the ranks of a distributed fit whose own input was fine when another rank's input was refused
+    (see :meth:`Communicator.agree`); the refusing rank raises its own error.
+    """
 
 
 def check_distributed(value, name: str = "distributed") -> None:
@@ -150,6 +159,51 @@ class Communicator:
         if any(g != gathered[0] for g in gathered[1:]):
             detail = "; ".join(f"rank {r}: {g!r}" for r, g in enumerate(gathered))
             raise ValueError(f"the ranks disagree on {what}: {detail}")
+
+    @contextmanager
+    def agree(self, what: str = "input validation") -> Iterator[None]:
+        """
+        Run a block of local checks (input validation) on every rank, then agree on the outcome in one
+        collective, so that a check failing on one rank stops every rank instead of leaving the others
+        waiting forever in the fit's next collective.
+
+        On the ranks whose block raised, the exception propagates (with a note naming the rank); on the others
+        :class:`DistributedInputError` is raised, naming each failing rank and its error.  Only ``Exception``
+        is agreed on (a ``KeyboardInterrupt`` propagates at once).  A no-op without a process group.
+
+        :param str what: what the block checks (for the message).
+        :raises DistributedInputError: if another rank's block raised.
+
+        Example (a single process: the block's own exception, unchanged)::
+
+            >>> comm = communicator(False)
+            >>> with comm.agree("input validation"):
+            ...     raise ValueError("Input X contains NaN.")
+            Traceback (most recent call last):
+            ...
+            ValueError: Input X contains NaN.
+        """
+        if not self.is_distributed:
+            yield
+            return
+        error: Exception | None = None
+        try:
+            yield
+        except Exception as e:  # agreed on below, then re-raised
+            error = e
+        gathered: list = [None] * self.world_size
+        mine = None if error is None else f"{type(error).__name__}: {error}"
+        dist.all_gather_object(gathered, mine, group=self.group)
+        failed = [(r, m) for r, m in enumerate(gathered) if m is not None]
+        if error is not None:
+            others = [r for r, _ in failed if r != self.rank]
+            error.add_note(f"(rank {self.rank} of {self.world_size} failed {what}; every rank stops"
+                           + (f"; ranks {others} failed too)" if others else ")"))
+            raise error
+        if failed:
+            detail = "; ".join(f"rank {r}: {m}" for r, m in failed)
+            raise DistributedInputError(
+                f"{what} failed on {len(failed)} of {self.world_size} ranks, so rank {self.rank} stops too: {detail}")
 
     def all_gather_rows(self, X: Tensor) -> Tensor:
         """

@@ -98,9 +98,39 @@ def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
             DirichletProcessMixture(K, method="snvi", distributed=True).fit(shard)
         except ValueError as e:
             out["snvi_error"] = str(e)
+        out["bad"] = _bad_shards(rank, shard, device)
         torch.save(out, os.path.join(tmp, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
+
+
+def _bad_shards(rank: int, shard: torch.Tensor, device) -> dict:
+    """
+    Input refused on one rank only: every rank must raise (none may wait in the fit's next collective; a
+    deadlock would end the spawn at its timeout and fail the tests).  Returns each case's (type, message).
+    """
+    def attempt(fit) -> tuple[str, str]:
+        try:
+            fit()
+        except Exception as e:  # recorded for the test
+            return type(e).__name__, str(e) + "".join(getattr(e, "__notes__", []))
+        return "none", ""
+
+    nan = shard.clone()
+    if rank == 1:
+        nan[5, 1] = float("nan")
+    narrow = shard if rank == 0 else shard[:, :2]
+    res = {
+        "em_nan": attempt(lambda: GaussianMixture(2, random_state=0, distributed=True).fit(nan)),
+        "cavi_nan": attempt(lambda: _dpmm(distributed=True).fit(nan)),
+        "em_features": attempt(lambda: GaussianMixture(2, random_state=0, distributed=True).fit(narrow)),
+        # a hyper-parameter refused on one rank only
+        "reg": attempt(lambda: GaussianMixture(2, reg_covar=-1.0 if rank == 0 else 1e-6,
+                                               distributed=True).fit(shard)),
+    }
+    # the ranks are still in step: a collective after the failures
+    res["after"] = communicator(True).all_reduce([torch.ones(1, device=device)])[0].cpu()
+    return res
 
 
 def _spawn(tmp: str, backend: str, timeout: float = 120.0) -> list[dict]:
@@ -200,6 +230,27 @@ def test_communication_independent_of_n(gloo_results):
     per_iter = res[0]["cavi_bytes"] / MORE
     assert per_iter <= 8 * (K * S + K + 1 + 2 * K) + 64
     assert per_iter > 0
+
+
+def test_bad_shard_stops_every_rank(gloo_results):
+    # a NaN in rank 1's shard only: rank 1 raises its own validation error (with a note naming it), rank 0 a
+    # DistributedInputError naming rank 1 and the reason; the ranks stay in step (a collective afterwards works)
+    _, res = gloo_results
+    r0, r1 = res[0]["bad"], res[1]["bad"]
+    for case in ("em_nan", "cavi_nan"):
+        assert r1[case][0] == "ValueError" and "contains NaN" in r1[case][1], case
+        assert "rank 1 of 2 failed input validation" in r1[case][1], case
+        assert r0[case][0] == "DistributedInputError", case
+        assert "rank 1: ValueError: Input X contains NaN" in r0[case][1], case
+    # different numbers of features: every rank passes its local checks, then all refuse together
+    for out in res:
+        kind, msg = out["bad"]["em_features"]
+        assert kind == "ValueError" and "ranks disagree" in msg and "rank 0: (3," in msg and "rank 1: (2," in msg
+    # a hyper-parameter refused on rank 0 only
+    assert r0["reg"][0] == "ValueError" and "reg_covar must be" in r0["reg"][1]
+    assert r1["reg"][0] == "DistributedInputError" and "rank 0: ValueError: reg_covar" in r1["reg"][1]
+    for out in res:
+        assert torch.equal(out["bad"]["after"], torch.tensor([2.0]))
 
 
 def test_single_process_is_a_no_op():

@@ -23,7 +23,9 @@ A subclass implements (all on tensors of the fit's device and dtype)::
 
 and may override::
 
-    _check_parameters(X)            # validate hyper-parameters against the data (raise ValueError)
+    _check_parameters(X)            # validate hyper-parameters against the data (raise ValueError); local
+                                    #   checks only: a distributed fit's ranks agree on them (parallel.agree)
+    _prepare_fit(X)                 # set-up needing collectives (global moments), after the agreement
     _initialize_parameters(X, generator)
         # initialise from scratch; default: responsibilities from init_params
         # ("kmeans", "k-means++", "random", "random_from_data") then _initialize(X, resp).
@@ -108,6 +110,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_array, validate_data
 from torch import Tensor
 
+from ..parallel import Communicator, communicator
 from ..util import (
     ConvergenceWarning,
     NotFittedError,
@@ -259,8 +262,23 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     # Hooks
     # ------------------------------------------------------------------ #
     def _check_parameters(self, X: Tensor) -> None:
-        """Validate hyper-parameters against the data; raise ``ValueError``."""
+        """Validate hyper-parameters against the data; raise ``ValueError`` (local checks: no collectives)."""
         return None
+
+    def _prepare_fit(self, X: Tensor) -> None:
+        """After the checks of every rank passed: the fit's set-up that needs collectives (default: none)."""
+        return None
+
+    def _agreement(self) -> Communicator:
+        """
+        The communicator on which the ranks of a distributed fit agree that their input is valid (see
+        :meth:`pyro_expfam.parallel.Communicator.agree`); a single process when the estimator has no
+        ``distributed`` hyper-parameter or it is invalid (the fit's own checks then raise the error).
+        """
+        try:
+            return communicator(getattr(self, "distributed", False))
+        except (ValueError, RuntimeError):
+            return communicator(False)
 
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
         """
@@ -500,12 +518,16 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         return self._output(labels)
 
     def _fit(self, X) -> Tensor:
-        self._check_base_parameters()
         warm = bool(self.warm_start) and self._is_fitted()
         X_in = X
-        X = self._validate_data(X, reset=True)
-        self._device, self._dtype = X.device, X.dtype
-        self._check_parameters(X)
+        # the local checks, agreed on by every rank of a distributed fit (a shard refused on one rank stops
+        # them all, instead of leaving the others in the next collective); then the fit's collectives
+        with self._agreement().agree("input validation"):
+            self._check_base_parameters()
+            X = self._validate_data(X, reset=True)
+            self._device, self._dtype = X.device, X.dtype
+            self._check_parameters(X)
+        self._prepare_fit(X)
         n_init = 1 if warm else int(self.n_init)
         max_iter = int(self.max_iter)
         if warm and "_generator_state" in self.__dict__ and not isinstance(self.random_state, torch.Generator):

@@ -458,8 +458,12 @@ class GaussianMixture(BaseMixture):
         if warm and self._means_c.shape[1] != D:
             raise ValueError(f"X has {D} features, but the model was fitted with {self._means_c.shape[1]}")
         check_float_resolution(X, "X")
-        self._comm = comm = communicator(self.distributed)
-        comm.check_equal((D, str(X.dtype)), "the shards' number of features and dtype")
+        self._comm = communicator(self.distributed)
+
+    def _prepare_fit(self, X: Tensor) -> None:
+        comm = self._comm
+        warm = bool(self.warm_start) and self._is_fitted()
+        comm.check_equal((X.shape[1], str(X.dtype)), "the shards' number of features and dtype")
         self._n_total = comm.sum_int(X.shape[0], X.device)
         # the data are fixed during a fit: centre them once (a warm start keeps the fitted shift, so that
         # the continuation is exact) and keep the constant moments

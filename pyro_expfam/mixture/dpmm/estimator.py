@@ -358,9 +358,7 @@ class DirichletProcessMixture(BaseMixture):
     def _check_parameters(self, X: Tensor) -> None:
         self._check_hyper_parameters()
         self.alpha_ = self._alpha()
-        self._comm = comm = communicator(self.distributed)
-        comm.check_equal((X.shape[1], str(X.dtype)), "the shards' number of features and dtype")
-        self._n_total = comm.sum_int(X.shape[0], X.device)
+        self._comm = communicator(self.distributed)
         warm = bool(self.warm_start) and self._is_fitted()
         if warm:
             if X.shape[1] != self.emission_.n_features:
@@ -379,6 +377,14 @@ class DirichletProcessMixture(BaseMixture):
                 if dof is not None and not float(dof) > D - 1:  # scikit-learn's message (for every covariance type)
                     raise ValueError(f"The parameter 'degrees_of_freedom_prior' should be greater than {D - 1}, "
                                      f"but got {float(dof):.3f}.")
+            self._new_emission = emission
+
+    def _prepare_fit(self, X: Tensor) -> None:
+        comm = self._comm
+        comm.check_equal((X.shape[1], str(X.dtype)), "the shards' number of features and dtype")
+        self._n_total = comm.sum_int(X.shape[0], X.device)
+        emission = self.__dict__.pop("_new_emission", None)
+        if emission is not None:  # not a warm start
             self._phi0 = emission.setup(self._global_proxy(X) if comm.is_distributed else X)
             self.emission_ = emission
         self._data = SufficientStatistics(self.emission_, X)
@@ -693,6 +699,7 @@ class DirichletProcessMixture(BaseMixture):
             X = self._validate_data(X, reset=True)
             self._device, self._dtype = X.device, X.dtype
             self._check_parameters(X)  # not warm: sets up the emission and the prior on this chunk
+            self._prepare_fit(X)
             generator = torch_generator(self.random_state)
             self._seen = 0
         else:
