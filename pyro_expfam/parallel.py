@@ -94,13 +94,17 @@ class Communicator:
         self.bytes_sent = 0
 
     # ------------------------------------------------------------------ #
-    def all_reduce(self, tensors: Mapping[str, Tensor] | Sequence[Tensor]):
+    def all_reduce(self, tensors: Mapping[str, Tensor] | Sequence[Tensor], op: str = "sum"):
         """
-        Sum tensors over the ranks, in one collective (they are packed into one flat buffer per dtype).
+        Reduce tensors over the ranks, in one collective (they are packed into one flat buffer per dtype).
 
         :param tensors: a dict or list of tensors (same device); not modified.
-        :returns: the summed tensors, same container type and shapes.
+        :param str op: ``"sum"``, ``"max"`` or ``"min"`` (elementwise).
+        :returns: the reduced tensors, same container type and shapes.
         """
+        reduce_op = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}.get(op)
+        if reduce_op is None:
+            raise ValueError(f"op must be 'sum', 'max' or 'min', got {op!r}")
         if not self.is_distributed:
             return dict(tensors) if isinstance(tensors, Mapping) else list(tensors)
         keys = list(tensors.keys()) if isinstance(tensors, Mapping) else None
@@ -112,7 +116,7 @@ class Communicator:
         for idx in by_dtype.values():
             flat = torch.cat([values[i].reshape(-1) for i in idx])
             self.bytes_sent += flat.numel() * flat.element_size()
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
+            dist.all_reduce(flat, op=reduce_op, group=self.group)
             for i, part in zip(idx, flat.split([values[i].numel() for i in idx]), strict=True):
                 out[i] = part.reshape(values[i].shape)
         return dict(zip(keys, out, strict=True)) if keys is not None else out

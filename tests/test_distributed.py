@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from pyro_expfam.datasets.blobs import make_blobs
-from pyro_expfam.mixture import DirichletProcessMixture, GaussianMixture
+from pyro_expfam.mixture import DirichletProcessMixture, ExpFamMixture, GaussianMixture
 from pyro_expfam.parallel import Communicator, check_distributed, communicator
 
 WORLD = 2
@@ -37,6 +37,16 @@ FIRST, MORE = 1, 10  # iterations before the save / after it (the merge moves st
 def _data() -> torch.Tensor:
     X, _ = make_blobs(N, D, K_TRUE, random_state=3, dtype=torch.float64)
     return X
+
+
+def _counts() -> torch.Tensor:
+    """Poisson counts (N, D) from three planted rate vectors (for ExpFamMixture)."""
+    g = torch.Generator().manual_seed(5)
+    rates = torch.tensor([[1.0, 4.0, 9.0], [6.0, 1.0, 2.0], [15.0, 12.0, 3.0]], dtype=torch.float64)
+    return torch.poisson(rates[torch.randint(0, 3, (N,), generator=g)], generator=g)
+
+
+EXPFAM = {"Poisson": _counts, "MultivariateNormal": _data}
 
 
 def _free_port() -> int:
@@ -89,6 +99,17 @@ def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
             gm.set_params(max_iter=MORE, warm_start=True).fit(shard)
             out["em"][ct] = {k: v.cpu() for k, v in gm._get_state().items()}
             out["em"][ct]["bounds"] = torch.tensor(gm.lower_bounds_)
+        # ExpFamMixture EM: the same protocol, a discrete family and a location family (fitted with a shift)
+        out["expfam"] = {}
+        for family, make in EXPFAM.items():
+            Y = make().to(device)
+            part = Y[:SPLIT] if rank == 0 else Y[SPLIT:]
+            ef = ExpFamMixture(family, K_TRUE, tol=0.0, max_iter=FIRST, random_state=0, distributed=True).fit(part)
+            ef.save(os.path.join(tmp, f"expfam_{family}.pt"))
+            dist.barrier()
+            ef.set_params(max_iter=MORE, warm_start=True).fit(part)
+            out["expfam"][family] = {k: v.cpu() for k, v in ef._get_state().items()}
+            out["expfam"][family]["bounds"] = torch.tensor(ef.lower_bounds_)
         out["em_default"] = GaussianMixture(K_TRUE, random_state=0, distributed=True).fit(shard).lower_bound_
         # a default distributed fit (k-means start on a gathered sample), to the end
         full = DirichletProcessMixture(K, random_state=0, distributed=True).fit(shard)
@@ -207,6 +228,28 @@ def test_em_distributed_equals_single_process(gloo_results):
     single = GaussianMixture(K_TRUE, random_state=0).fit(X)
     for out in res:
         assert abs(out["em_default"] - single.lower_bound_) < 1e-6
+
+
+@pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
+def test_expfam_distributed_equals_single_process(gloo_results):
+    # ExpFamMixture EM from the same initial components (the distributed first iteration, saved by rank 0):
+    # the pooled statistics, their range and the shift are global means/extrema, the M-step sums all-reduced
+    tmp, res = gloo_results
+    for family, make in EXPFAM.items():
+        single = ExpFamMixture.load(os.path.join(tmp, f"expfam_{family}.pt"))
+        single.set_params(distributed=False, warm_start=True, max_iter=MORE).fit(make())
+        ref = dict(single._get_state())
+        ref["bounds"] = torch.tensor(single.lower_bounds_)
+        assert len(ref["bounds"]) == MORE
+        for out in res:
+            for key, value in ref.items():
+                if value.is_floating_point():
+                    assert _rel(out["expfam"][family][key], value) < 1e-8, (family, key)
+                else:
+                    assert torch.equal(out["expfam"][family][key], value), (family, key)
+        # the single-process fit from that start is not the start itself (EM moved), so the check can fail
+        start = ExpFamMixture.load(os.path.join(tmp, f"expfam_{family}.pt"))
+        assert _rel(start._natural_params[0], ref["eta0"]) > 1e-6, family
 
 
 def test_cavi_distributed_default_initialisation(gloo_results):

@@ -339,7 +339,13 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         return log_prob_norm, weighted - log_prob_norm.unsqueeze(1)
 
     def _compute_lower_bound(self, X: Tensor, log_resp: Tensor, log_prob_norm: Tensor) -> float:
-        """Lower bound per data point at the current parameters (EM: mean log-likelihood)."""
+        """
+        Lower bound per data point at the current parameters (EM: mean log-likelihood; in a distributed fit,
+        ``_comm`` with ``_n_total`` points, that of all the shards).
+        """
+        comm = self.__dict__.get("_comm")
+        if comm is not None and comm.is_distributed:
+            return float(comm.all_reduce([log_prob_norm.sum()])[0]) / self._n_total
         return float(log_prob_norm.mean())
 
     def _step(self, X: Tensor) -> float:

@@ -25,13 +25,15 @@ Default priors follow :class:`sklearn.mixture.BayesianGaussianMixture`: mean
 prior the data mean, mean precision 1, degrees of freedom ``D``, and a
 covariance prior equal to the data covariance (full), per-feature variance
 (diag) or mean variance (spherical), used as the inverse scale of the Wishart
-(a Gamma with shape :math:`\nu_0/2` and rate :math:`\sigma_0^2/2` in one dimension).
+(a Gamma with shape :math:`\nu_0/2` and rate :math:`\sigma_0^2/2` in one dimension).  The defaults, their
+checks (constant features, rank-deficient covariances) and :func:`check_resolution` come from the family layer,
+:class:`~pyro_expfam.families.GaussianFamily` (:meth:`~_GaussianEmission.family`); this module adds the CAVI
+coordinates :math:`\phi` (packed statistics, centring, ``reg_covar``) and the Pyro sites.
 """
 
 from __future__ import annotations
 
 import math
-import numbers
 
 import pyro
 import pyro.distributions as pdist
@@ -41,6 +43,8 @@ from torch.distributions import constraints
 
 from ...conjugate import NormalGamma, NormalWishart
 from ...distributions import Gamma, MultivariateNormal, Normal, Wishart
+from ...families import GaussianFamily, check_resolution
+from ...families.gaussian import _finite_real as _real
 from .emissions import ConjugateEmission
 
 __all__ = ["UnitGaussianEmission", "SphericalGaussianEmission", "DiagGaussianEmission", "FullGaussianEmission",
@@ -49,52 +53,6 @@ __all__ = ["UnitGaussianEmission", "SphericalGaussianEmission", "DiagGaussianEmi
 _LOG_2PI = math.log(2 * math.pi)
 _NOT_PD = ("Normal-Wishart posterior scale is not positive definite; the data may be singular or the dtype too narrow "
            "(try float64)")
-
-
-#: a feature is resolved if its spread is at least this many units in the last place of its magnitude
-_MIN_ULPS = 8
-
-
-def _real(v, minimum: float, strict: bool) -> bool:
-    """Whether ``v`` is a finite real number above ``minimum`` (``>=`` unless ``strict``)."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
-        return False
-    return float(v) > minimum if strict else float(v) >= minimum
-
-
-def check_resolution(X64: Tensor, dtype: torch.dtype) -> None:
-    """
-    Raise ``ValueError`` if ``dtype`` cannot resolve the spread of a feature of the data (given in float64):
-    a feature whose standard deviation is below :data:`_MIN_ULPS` units in the last place of its largest
-    magnitude was rounded away when the data were cast to ``dtype`` (e.g. float32 data with spread 1 at an
-    offset of 1e8, where float32 spacing is 8).  Exactly constant features are left to the singularity checks.
-
-    :param Tensor X64: the data, float64 ``(N, D)``.
-    :param torch.dtype dtype: the dtype the data were given in.
-
-    Example::
-
-        >>> X = 1e8 + torch.linspace(-20, 20, 50, dtype=torch.float64).unsqueeze(1)
-        >>> check_resolution(X.float().double(), torch.float32)  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: X is float32 and its feature(s) [0] vary by less than 8 float32 spacings (about 11.9 here)...
-        >>> check_resolution(X, torch.float64)
-    """
-    if X64.shape[0] < 2:
-        return
-    eps = torch.finfo(dtype).eps
-    ulp = eps * X64.abs().amax(0)
-    std = X64.std(0)
-    bad = torch.nonzero((std > 0) & (std < _MIN_ULPS * ulp)).flatten().tolist()
-    if bad:
-        name = str(dtype).replace("torch.", "")
-        raise ValueError(
-            f"X is {name} and its feature(s) {bad[:10]} vary by less than {_MIN_ULPS} {name} spacings (about "
-            f"{float(ulp[bad[0]]):.3g} here) at their distance from the origin: {name} cannot represent these "
-            "data; pass float64 data (or dtype=torch.float64), or shift the data towards the origin before "
-            f"casting to {name}"
-        )
 
 
 class _GaussianEmission(ConjugateEmission):
@@ -128,18 +86,20 @@ class _GaussianEmission(ConjugateEmission):
         reg_covar: float = 0.0,
         center: bool = False,
     ) -> None:
-        for name, v in (("mean_precision_prior", mean_precision_prior),
-                        ("degrees_of_freedom_prior", degrees_of_freedom_prior)):
-            if v is not None and not _real(v, 0.0, strict=True):
-                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
         if not _real(reg_covar, 0.0, strict=False):
             raise ValueError(f"reg_covar must be a non-negative finite number, got {reg_covar!r}")
         self.mean_prior = mean_prior
         self.mean_precision_prior = mean_precision_prior
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
+        self.family()  # validates the prior hyper-parameters
         self.reg_covar = float(reg_covar)
         self.center = bool(center)
+
+    def family(self) -> GaussianFamily:
+        """The family layer's Gaussian of this covariance type, with the user's prior hyper-parameters."""
+        return GaussianFamily(self.name, self.mean_prior, self.mean_precision_prior, self.degrees_of_freedom_prior,
+                              self.covariance_prior)
 
     def setup(self, X: Tensor) -> Tensor:
         if not self.center:
@@ -175,33 +135,10 @@ class _GaussianEmission(ConjugateEmission):
     def _shifted(self, loc: Tensor) -> Tensor:
         return loc if self.offset is None else loc + self.offset.to(loc.device, loc.dtype)
 
-    def _common_prior(self, X: Tensor) -> tuple[Tensor, float, float]:
-        self.n_features = D = X.shape[1]
-        if self.mean_prior is None:
-            m0 = X.mean(0)
-        else:
-            m0 = torch.as_tensor(self.mean_prior, dtype=torch.float64, device=X.device).reshape(-1)
-            if m0.shape != (D,) or not bool(torch.isfinite(m0).all()):
-                raise ValueError(f"mean_prior must be a finite vector of length {D}, got shape {tuple(m0.shape)}")
-            if self.offset is not None:  # in the centred coordinates (subtracted in float64)
-                m0 = m0 - self.offset.to(m0.device, torch.float64)
-            m0 = m0.to(X.dtype)
-        kappa0 = 1.0 if self.mean_precision_prior is None else float(self.mean_precision_prior)
-        nu0 = float(D) if self.degrees_of_freedom_prior is None else float(self.degrees_of_freedom_prior)
-        return m0, kappa0, nu0
-
-    def _variances(self, X: Tensor) -> Tensor:
-        var = X.var(0, unbiased=X.shape[0] > 1)
-        scale = X.abs().amax(0).square().clamp_min(1.0)
-        if bool((var <= 100 * torch.finfo(X.dtype).eps * scale).any()):
-            bad = torch.nonzero(var <= 100 * torch.finfo(X.dtype).eps * scale).flatten().tolist()
-            raise ValueError(
-                f"X is singular: feature(s) {bad[:10]} are constant, so the default covariance prior is "
-                "degenerate; drop them or pass covariance_prior"
-                + (" (if X was rounded to float32 far from the origin, pass float64 data)"
-                   if X.dtype != torch.float64 else "")
-            )
-        return var
+    def _prior(self, X: Tensor) -> dict:
+        """The family layer's prior for (centred) data ``X``: ``loc``, ``mean_precision``, ``df``, ``covariance``."""
+        self.n_features = X.shape[1]
+        return self.family().prior(X, offset=self.offset)
 
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
         X = self._centred(X)
@@ -258,8 +195,8 @@ class UnitGaussianEmission(_GaussianEmission):
         super().__init__(mean_prior, mean_precision_prior, center=center)
 
     def _setup(self, X: Tensor) -> Tensor:
-        m0, kappa0, _ = self._common_prior(X)
-        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(kappa0)})
+        p = self._prior(X)
+        return self.from_standard({"loc": p["loc"], "kappa": p["loc"].new_tensor(p["mean_precision"])})
 
     @property
     def n_stats(self) -> int:
@@ -337,18 +274,10 @@ class SphericalGaussianEmission(_GaussianEmission):
                             "shape": constraints.positive, "rate": constraints.positive}
 
     def _setup(self, X: Tensor) -> Tensor:
-        m0, kappa0, nu0 = self._common_prior(X)
-        if self.covariance_prior is None:
-            s0 = self._variances(X).mean()
-        else:
-            s0 = torch.as_tensor(self.covariance_prior, dtype=X.dtype, device=X.device)
-            if s0.numel() != 1 or not float(s0) > 0:
-                raise ValueError(
-                    f"covariance_prior must be a positive number for spherical, got {self.covariance_prior!r}"
-                )
-            s0 = s0.reshape(())
-        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(kappa0),
-                                   "shape": m0.new_tensor(nu0 / 2), "rate": s0 / 2})
+        p = self._prior(X)
+        m0 = p["loc"]
+        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(p["mean_precision"]),
+                                   "shape": m0.new_tensor(p["df"] / 2), "rate": p["covariance"] / 2})
 
     @property
     def n_stats(self) -> int:
@@ -443,16 +372,11 @@ class DiagGaussianEmission(_GaussianEmission):
     guide_to_standard = SphericalGaussianEmission.guide_to_standard
 
     def _setup(self, X: Tensor) -> Tensor:
-        m0, kappa0, nu0 = self._common_prior(X)
-        D = self.n_features
-        if self.covariance_prior is None:
-            s0 = self._variances(X)
-        else:
-            s0 = torch.as_tensor(self.covariance_prior, dtype=X.dtype, device=X.device).reshape(-1).expand(D)
-            if not bool((s0 > 0).all()):
-                raise ValueError("covariance_prior must be positive (a number or a vector of length D) for diag")
+        p = self._prior(X)
+        m0 = p["loc"]
         ones = torch.ones_like(m0)
-        return self.from_standard({"loc": m0, "kappa": kappa0 * ones, "shape": 0.5 * nu0 * ones, "rate": s0 / 2})
+        return self.from_standard({"loc": m0, "kappa": p["mean_precision"] * ones, "shape": 0.5 * p["df"] * ones,
+                                   "rate": p["covariance"] / 2})
 
     @property
     def n_stats(self) -> int:
@@ -545,29 +469,13 @@ class FullGaussianEmission(_GaussianEmission):
         return self._iu0, self._iu1
 
     def _setup(self, X: Tensor) -> Tensor:
-        m0, kappa0, nu0 = self._common_prior(X)
-        D = self.n_features
-        self._set_dim(D, X.device)
-        if nu0 <= D - 1:
-            raise ValueError(f"The parameter 'degrees_of_freedom_prior' should be greater than {D - 1}, "
-                             f"but got {nu0:.3f}.")
-        if self.covariance_prior is None:
-            self._variances(X)  # clear message for constant features
-            cov = torch.cov(X.T).reshape(D, D) if X.shape[0] > 1 else torch.eye(D, dtype=X.dtype, device=X.device)
-        else:
-            cov = torch.as_tensor(self.covariance_prior, dtype=X.dtype, device=X.device)
-            if cov.shape != (D, D):
-                raise ValueError(f"covariance_prior must be a ({D}, {D}) matrix for full, got shape {tuple(cov.shape)}")
-        evals = torch.linalg.eigvalsh(cov)
-        if not bool(evals[0] > 1e3 * torch.finfo(X.dtype).eps * evals[-1].clamp_min(torch.finfo(X.dtype).tiny)):
-            raise ValueError(
-                "X is singular: its covariance matrix is (numerically) rank deficient, e.g. collinear or "
-                "duplicated features; remove them, use covariance_type='diag', or pass covariance_prior"
-            )
-        L0 = torch.linalg.cholesky(cov)
+        p = self._prior(X)  # checks the degrees of freedom and the covariance (prior or data) for full and tied
+        self._set_dim(self.n_features, X.device)
+        m0 = p["loc"]
+        L0 = torch.linalg.cholesky(p["covariance"])
         W0_tril = torch.linalg.cholesky(torch.cholesky_inverse(L0))
-        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(kappa0), "df": m0.new_tensor(nu0),
-                                   "scale_tril": W0_tril})
+        return self.from_standard({"loc": m0, "kappa": m0.new_tensor(p["mean_precision"]),
+                                   "df": m0.new_tensor(p["df"]), "scale_tril": W0_tril})
 
     @property
     def n_stats(self) -> int:

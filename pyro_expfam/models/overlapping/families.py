@@ -26,6 +26,12 @@ mean-field guide is a Normal per site):
 
 Data-dependent hyperparameters (means, scales) are set from the data by
 :meth:`ClusterFamily.setup` (empirical Bayes) and saved with the model.
+
+The data checks, the empirical-Bayes moments (data mean, variances,
+covariance) and the k-means++ seeding come from the family layer,
+:mod:`pyro_expfam.families` (shared with the DP mixture and
+``ExpFamMixture``); this module writes the priors on the model's real-valued
+Pyro sites.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from ...distributions import (
     Normal,
     OneHotCategorical,
 )
+from ...families import BernoulliFamily, CategoricalFamily, GaussianFamily, checks, seeding
 from ...util import as_data_tensor
 from .likelihood import ExpFamLayout
 from .reparam import LogGamma, LogitBeta
@@ -59,9 +66,7 @@ __all__ = [
 
 
 def _positive(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
+    return checks.check_positive(value, name)
 
 
 _BACKGROUNDS = ("fixed", "learned")
@@ -74,22 +79,8 @@ def _check_background(background) -> str:
 
 
 def _seeds(x: Tensor, num: int, generator: torch.Generator | None) -> Tensor:
-    """k-means++ seeding: ``num`` row indices of ``x`` (``(N, M)``), far apart from each other."""
-    x = x.reshape(x.shape[0], -1).to(torch.float64).cpu()
-    n = x.shape[0]
-    first = torch.randint(n, (1,), generator=generator)
-    chosen = [int(first)]
-    d2 = (x - x[first]).square().sum(-1)
-    for _ in range(1, num):
-        w = d2.clamp(min=0)
-        idx = (
-            torch.multinomial(w / w.sum(), 1, generator=generator)
-            if bool(w.sum() > 0)
-            else torch.randint(n, (1,), generator=generator)
-        )
-        chosen.append(int(idx))
-        d2 = torch.minimum(d2, (x - x[idx]).square().sum(-1))
-    return torch.tensor(chosen)
+    """k-means++ seeding: ``num`` row indices of ``x`` (:func:`pyro_expfam.families.seeding.kmeans_pp_indices`)."""
+    return seeding.kmeans_pp_indices(x, num, generator)
 
 
 class ClusterFamily:
@@ -278,12 +269,7 @@ class BernoulliClusters(ClusterFamily):
         }
 
     def check_data(self, X, name: str = "X") -> Tensor:
-        X = as_data_tensor(X, name, ndim=2)
-        if not bool(((X == 0) | (X == 1)).all()):
-            raise ValueError(
-                f"{name} must hold binary 0/1 values for Bernoulli clusters (data outside the family's support)"
-            )
-        return X
+        return BernoulliFamily().validate(X, name, ndim=2)
 
     def _setup(self, X: Tensor) -> dict[str, Tensor]:
         return {"background_logits": X.new_zeros(X.shape[1])}
@@ -372,8 +358,7 @@ class NormalClusters(_GaussianBase):
         }
 
     def _setup(self, X: Tensor) -> dict[str, Tensor]:
-        var = X.var(0).clamp(min=torch.finfo(X.dtype).eps)
-        return {"loc": X.mean(0), "var": var}
+        return {"loc": X.mean(0), "var": GaussianFamily.variances(X, singular="clamp")}
 
     def template(self) -> ExponentialFamily:
         scale = self.background_scale * self.hyper["var"].sqrt()
@@ -459,8 +444,7 @@ class MultivariateNormalClusters(_GaussianBase):
         df = float(d + 2) if self.df is None else self.df
         if df <= d - 1:
             raise ValueError(f"df must exceed D - 1 = {d - 1}, got {df}")
-        cov = torch.cov(X.T).reshape(d, d)
-        cov = cov + 1e-6 * cov.diagonal().mean().clamp(min=1e-12) * torch.eye(d, dtype=X.dtype, device=X.device)
+        cov = GaussianFamily.covariance(X, jitter=1e-6)
         prec = torch.cholesky_inverse(torch.linalg.cholesky(cov))
         return {
             "loc": X.mean(0),
@@ -586,30 +570,14 @@ class CategoricalClusters(ClusterFamily):
             "background": self.background_mode,
         }
 
+    def _family(self) -> CategoricalFamily:
+        return CategoricalFamily(self.concentration, self.num_categories, self.one_hot)
+
     def check_data(self, X, name: str = "X") -> Tensor:
-        if self.one_hot:
-            X = as_data_tensor(X, name, ndim=3)
-            if self.num_categories is not None and X.shape[-1] != self.num_categories:
-                raise ValueError(f"{name} must have {self.num_categories} categories in its last dimension")
-            if not bool((((X == 0) | (X == 1)).all(-1) & (X.sum(-1) == 1)).all()):
-                raise ValueError(f"{name} must hold one-hot vectors (data outside the family's support)")
-            return X
-        X = as_data_tensor(X, name, ndim=2)
-        limit = self.num_categories
-        bad = (X < 0) | (X != X.floor())
-        if limit is not None:
-            bad = bad | (X >= limit)
-        if bool(bad.any()):
-            what = f"[0, {limit})" if limit is not None else "the non-negative integers"
-            raise ValueError(f"{name} must hold integer category codes in {what} (data outside the family's support)")
-        return X
+        return self._family().validate(X, name, ndim=3 if self.one_hot else 2)
 
     def _setup(self, X: Tensor) -> dict[str, Tensor]:
-        if self.one_hot:
-            d, c = X.shape[1], X.shape[2]
-        else:
-            d, c = X.shape[1], self.num_categories or int(X.max()) + 1
-            c = max(c, 2)
+        d, c = X.shape[1], self._family().n_categories_for(X)
         self.num_categories = c
         return {"background_logits": X.new_zeros((d, c))}
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.distributions import biject_to
 
 from ...distributions import Bernoulli, Categorical, ExponentialFamily, MultivariateNormal, Normal, OneHotCategorical
+from ...families import ExpFamFamily
 from ...util import as_data_tensor
 from .families import (
     BernoulliClusters,
@@ -96,9 +97,7 @@ class ExpFamClusters(ClusterFamily):
         X = as_data_tensor(X, name, ndim=1 + len(event))
         if X.shape[1:] != event:
             raise ValueError(f"{name} must have points of shape {tuple(event)}, got {tuple(X.shape[1:])}")
-        ok = self._template.support.check(X)
-        if not bool(ok.all()):
-            raise ValueError(f"{name} holds values outside the support of {type(self._template).__name__}")
+        ExpFamFamily(self._template).check_data(X, name)
         return X
 
     def _setup(self, X: Tensor) -> dict[str, Tensor]:
@@ -108,7 +107,7 @@ class ExpFamClusters(ClusterFamily):
         )
         layout = ExpFamLayout(template)
         stats = layout.statistics(X)[..., : layout.dim]
-        mean = stats.mean(0)
+        mean = ExpFamFamily.mean_statistics(stats)  # the Diaconis-Ylvisaker prior's default mean statistics
         try:
             fit = type(template).from_mean_parameters(*layout.unflatten(mean), **template._fixed_params())
             eta_ml = layout.flatten(fit._expanded_natural_params())
