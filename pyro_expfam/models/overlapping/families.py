@@ -311,8 +311,13 @@ class _GaussianBase(ClusterFamily):
         self.init_precision = _positive("init_precision", init_precision)
 
     def check_data(self, X, name: str = "X") -> Tensor:
-        X = as_data_tensor(X, name, ndim=2, min_rows=2)
-        return X
+        return as_data_tensor(X, name, ndim=2)
+
+    def setup(self, X: Tensor) -> None:
+        # the data variance (the prior's scale) needs two points; predicting on one point needs no setup
+        if X.shape[0] < 2:
+            raise ValueError(f"X needs at least 2 rows to set up {type(self).__name__}, got {X.shape[0]}")
+        super().setup(X)
 
 
 class NormalClusters(_GaussianBase):

@@ -25,37 +25,40 @@ Design notes (for the contributors who plug in initialisations and model options
   forked torch RNG seeded from the estimator's generator, so the global RNG
   is not touched (``random_state=None`` draws one seed from it, as in
   :func:`~pyro_expfam.util.torch_generator`).
+
+Layout: this module holds the estimator (hyper-parameters, data checks,
+initialisation, the template's hooks, prediction); the SVI training loop and
+the IBP's growth are in :mod:`~pyro_expfam.models.overlapping.svi`, saving and
+resuming in :mod:`~pyro_expfam.models.overlapping.persistence`, the argument
+checks in :mod:`~pyro_expfam.models.overlapping.checks`, the MAP-EM start in
+:mod:`~pyro_expfam.models.overlapping.select` and
+:mod:`~pyro_expfam.models.overlapping.em`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import importlib
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyro
-import pyro.optim
 import torch
-from pyro.infer import SVI, Trace_ELBO, TraceEnum_ELBO
-from pyro.optim import PyroOptim
-from pyro.optim.lr_scheduler import PyroLRScheduler
 from torch import Tensor
 
 from ... import distributions as _distributions
 from ...mixture.base import BaseMixture
-from ...util import ConvergenceWarning, check_float_resolution, progress_bar
+from ...util import ConvergenceWarning, check_float_resolution
 from . import families as _families
-from . import generic as _generic
 from . import priors as _priors
+from .checks import _check_int, _check_real, _data_ndim, _refuse_renamed, _RefuseRenamed
 from .generic import make_cluster_family
 from .model import OverlappingMixtureModel
-from .select import em_init, select_structure, single_membership_model
+from .persistence import _family_from_spec, get_state, plain_hyperparameters, set_state
+from .select import em_init, select_structure
+from .svi import _clone_state, _make_optimizer, _private_param_store, _SVIRun, grow_clusters
 
 __all__ = ["INIT_STRATEGIES", "OverlappingMixture", "register_init_strategy"]
 
@@ -78,21 +81,6 @@ def _default_strategy(model: OverlappingMixtureModel) -> Callable:
     return em_init if isinstance(model.family, _families.BernoulliClusters) else INIT_STRATEGIES["auto"]
 
 
-# old argument names -> what replaces them (constructor hyper-parameters)
-_RENAMED = {
-    "num_clusters": "n_components",
-    "num_steps": "max_iter",
-    "seed": "random_state",
-    "generator": "random_state",
-    "progress": "verbose",
-    "resume": "warm_start",
-    "lr": "optimizer (e.g. optimizer=pyro.optim.Adam({'lr': 0.05}))",
-    "name": "model_options={'name': ...}",
-}
-_FIT_HYPER = (
-    "batch_size", "tol", "patience", "n_init", "objective", "num_particles", "grow", "min_usage", "max_iter",
-    "random_state", "verbose", "warm_start", "optimizer", "background", "structure",
-)  # fmt: skip
 _GAUSSIAN_FAMILIES = (_families.NormalClusters, _families.MultivariateNormalClusters)
 
 
@@ -129,322 +117,9 @@ def _resolve_init(init_params) -> Callable:
     )
 
 
-def _refuse_renamed(where: str, kwargs: dict) -> None:
-    for key in kwargs:
-        if key in _RENAMED:
-            raise TypeError(
-                f"OverlappingMixture{where} got the old argument {key!r}: it is now the constructor "
-                f"hyper-parameter {_RENAMED[key]}"
-            )
-        if where == ".fit()" and key in _FIT_HYPER:
-            raise TypeError(
-                f"OverlappingMixture.fit() got {key!r}: it is now a constructor hyper-parameter, "
-                f"OverlappingMixture(..., {key}=...) or est.set_params({key}=...)"
-            )
-    if kwargs:
-        raise TypeError(f"OverlappingMixture{where} got unexpected keyword argument(s) {sorted(kwargs)}")
-
-
-# ---------------------------------------------------------------------------- #
-# plain-data descriptions of families, priors and optimisers (for save/load)
-# ---------------------------------------------------------------------------- #
-def _family_spec(family: _families.ClusterFamily) -> dict[str, Any]:
-    spec: dict[str, Any] = {"class": type(family).__name__, "config": dict(family.config())}
-    if isinstance(family, _generic.ExpFamClusters):
-        t = family._template
-        spec["template"] = {
-            "class": type(t).__name__,
-            "natural_params": [p.detach().clone() for p in t._expanded_natural_params()],
-            "fixed": {k: torch.as_tensor(v) for k, v in t._fixed_params().items()},
-        }
-    return spec
-
-
-def _family_from_spec(spec: dict) -> _families.ClusterFamily:
-    name = spec.get("class")
-    cls = getattr(_families, name, None) or getattr(_generic, name, None)
-    if not isinstance(cls, type) or not issubclass(cls, _families.ClusterFamily):
-        raise ValueError(f"family: unknown cluster family {name!r}")
-    config = dict(spec.get("config", {}))
-    if cls is _generic.ExpFamClusters:
-        tmpl = spec["template"]
-        dist_cls = getattr(_distributions, tmpl["class"], None)
-        if not isinstance(dist_cls, type) or not issubclass(dist_cls, _distributions.ExponentialFamily):
-            raise ValueError(f"family: unknown exponential family {tmpl['class']!r}")
-        template = dist_cls._from_natural_params(*tmpl["natural_params"], **tmpl["fixed"])
-        return cls(template, **config)
-    return cls(**config)
-
-
-def _optimizer_spec(optimizer) -> Any:
-    if not isinstance(optimizer, PyroOptim):
-        return optimizer
-    args, clip = optimizer.pt_optim_args, optimizer.pt_clip_args
-    if callable(args) or callable(clip):
-        return None  # per-parameter callables cannot be stored as plain data
-    cls = optimizer.pt_optim_constructor
-    spec = {"optimizer": f"{cls.__module__}:{cls.__qualname__}", "optim_args": dict(args), "clip_args": dict(clip)}
-    if isinstance(optimizer, PyroLRScheduler):
-        sch = optimizer.pt_scheduler_constructor
-        spec["scheduler"] = f"{sch.__module__}:{sch.__qualname__}"
-        spec["scheduler_args"] = dict(optimizer.kwargs)
-    return spec
-
-
-def _import_class(path: str) -> type:
-    module, _, qualname = path.partition(":")
-    if not (module.startswith("torch.optim") or module.startswith("pyro.optim")) or not qualname.isidentifier():
-        raise ValueError(f"optimizer: refusing to import {path!r} (only torch.optim and pyro.optim classes)")
-    return getattr(importlib.import_module(module), qualname)
-
-
-def _make_optimizer(optimizer) -> PyroOptim:
-    """A fresh (stateless) copy of the ``optimizer`` hyper-parameter; the user's object is never mutated."""
-    if optimizer is None:
-        return pyro.optim.Adam({"lr": 0.05})
-    if isinstance(optimizer, dict):
-        try:
-            optim_cls = _import_class(optimizer["optimizer"])
-            args, clip = dict(optimizer.get("optim_args", {})), dict(optimizer.get("clip_args", {}))
-            if optimizer.get("scheduler"):
-                spec = {"optimizer": optim_cls, "optim_args": args, **optimizer.get("scheduler_args", {})}
-                return PyroLRScheduler(_import_class(optimizer["scheduler"]), spec, clip)
-            return PyroOptim(optim_cls, args, clip)
-        except (KeyError, AttributeError, ImportError, TypeError) as e:
-            raise ValueError(f"optimizer: not a valid optimiser description {optimizer!r} ({e})") from e
-    if isinstance(optimizer, PyroOptim):
-        fresh = copy.copy(optimizer)
-        fresh.optim_objs, fresh.grad_clip, fresh._state_waiting_to_be_consumed = {}, {}, {}
-        if isinstance(optimizer, PyroLRScheduler):
-            fresh.kwargs = dict(optimizer.kwargs)
-        return fresh
-    raise ValueError(
-        "optimizer must be a pyro.optim optimiser or scheduler (e.g. pyro.optim.Adam({'lr': 0.05}) or "
-        "pyro.optim.ExponentialLR({'optimizer': torch.optim.Adam, 'optim_args': {'lr': 0.05}, 'gamma': 0.99})), "
-        f"or None for Adam with lr 0.05; got {type(optimizer).__name__}"
-    )
-
-
-def _clone_state(obj):
-    """Deep copy of an optimiser state dict with every tensor cloned (the live state is updated in place)."""
-    if isinstance(obj, Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone_state(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_clone_state(v) for v in obj)
-    return obj
-
-
-@contextlib.contextmanager
-def _private_param_store() -> Iterator[None]:
-    """Run with an empty Pyro param store; the previous content is put back afterwards, whatever happens."""
-    store = pyro.get_param_store()
-    saved = store.get_state()
-    store.clear()
-    try:
-        yield
-    finally:
-        store.clear()
-        store.set_state(saved)
-
-
-# ---------------------------------------------------------------------------- #
-# one SVI run
-# ---------------------------------------------------------------------------- #
-class _Stopper:
-    """Early stopping on the (smoothed) loss: ``patience`` steps without a relative improvement of ``tol``."""
-
-    def __init__(self, tol: float, patience: int, smooth: bool):
-        self.tol, self.patience, self.smooth = tol, patience, smooth
-        self.best, self.since_best, self.smoothed, self.converged = math.inf, 0, None, False
-
-    def update(self, loss: float) -> bool:
-        self.smoothed = loss if self.smoothed is None or not self.smooth else 0.9 * self.smoothed + 0.1 * loss
-        if self.tol > 0:
-            if self.smoothed < self.best - self.tol * abs(self.best if math.isfinite(self.best) else self.smoothed):
-                self.best, self.since_best = self.smoothed, 0
-            else:
-                self.since_best += 1
-                self.converged = self.since_best >= self.patience
-        return self.converged
-
-    def state(self) -> dict:
-        return {"best": self.best, "since_best": self.since_best, "smoothed": self.smoothed}
-
-
-class _SVIRun:
-    """
-    SVI on one :class:`OverlappingMixtureModel` (inside the estimator's private
-    param store): minibatches drawn from ``generator`` (one permutation per
-    epoch), the guide's randomness re-seeded from ``generator`` at every step,
-    a scheduler stepped once per epoch, and the whole state (optimiser,
-    permutation position, counters) exportable for a bit-identical resume.
-    """
-
-    def __init__(self, est: OverlappingMixture, model: OverlappingMixtureModel, X: Tensor, generator):
-        self.model, self.X, self.generator = model, X, generator
-        model._clear_param_store()  # the guide starts from model.params_, not from an earlier run's store entries
-        self.n = X.shape[0]
-        self.batch_size = est._batch_size_for(model, self.n)
-        self.optim = _make_optimizer(est.optimizer)
-        self.is_scheduler = isinstance(self.optim, PyroLRScheduler)
-        self.plateau = self.is_scheduler and issubclass(
-            self.optim.pt_scheduler_constructor, torch.optim.lr_scheduler.ReduceLROnPlateau
-        )
-        particles = int(est.num_particles)
-        if est.objective == "enum":
-            elbo = TraceEnum_ELBO(max_plate_nesting=1, num_particles=particles, vectorize_particles=particles > 1)
-            fn = model.model
-        else:
-            elbo = Trace_ELBO(max_plate_nesting=1, num_particles=particles, vectorize_particles=particles > 1)
-            fn = model.marginal_model
-        self.svi = SVI(fn, model.guide, self.optim, elbo)
-        self.sampled = model.guide_type == "mean_field"  # a MAP guide and enumerated memberships draw nothing
-        self.stopper = _Stopper(
-            float(est.tol), int(est.patience), self.batch_size is not None or model.guide_type == "mean_field"
-        )
-        self.perm: Tensor | None = None
-        self.frozen = False
-        self.pos = 0
-        self.steps = 0
-        self.epoch_loss = 0.0
-        self.epoch_len = 1 if self.batch_size is None else math.ceil(self.n / self.batch_size)
-
-    def step(self) -> float:
-        if self.frozen:  # the loss at the initial parameters, no update (an IBP fit started by MAP-EM)
-            return self._step(self.svi.evaluate_loss)
-        return self._step(self.svi.step)
-
-    def _step(self, fn) -> float:
-        subsample = None
-        if self.batch_size is not None:
-            if self.perm is None or self.pos >= self.n:
-                self.perm, self.pos = torch.randperm(self.n, generator=self.generator), 0
-            subsample = self.perm[self.pos : self.pos + self.batch_size].to(self.X.device)
-            self.pos += self.batch_size
-        try:
-            if self.sampled:  # the guide draws from torch's global RNG: fork it, seeded from the estimator's generator
-                devices = [self.X.device] if self.X.device.type == "cuda" else []
-                with torch.random.fork_rng(devices=devices):
-                    _seed_device_rng(int(torch.randint(2**62, (1,), generator=self.generator)), self.X.device)
-                    loss = fn(self.X, subsample=subsample)
-            else:
-                loss = fn(self.X, subsample=subsample)
-        except ValueError as e:
-            if "invalid values" in str(e) or "nan" in str(e).lower():
-                raise FloatingPointError(
-                    f"OverlappingMixture: the parameters became NaN or infinite at SVI step {self.steps + 1} "
-                    "(the optimisation diverged): lower the learning rate (optimizer=pyro.optim.Adam({'lr': ...})) "
-                    "or fit in float64"
-                ) from e
-            raise
-        self.steps += 1
-        self.epoch_loss += loss / self.epoch_len
-        if self.steps % self.epoch_len == 0:
-            if self.is_scheduler:
-                self.optim.step(self.epoch_loss) if self.plateau else self.optim.step()
-            self.epoch_loss = 0.0
-        return loss
-
-    def params(self) -> dict[str, Tensor]:
-        store = pyro.get_param_store()
-        return {
-            k: store[self.model._param_name(k)].detach().clone() if self.model._param_name(k) in store else v.clone()
-            for k, v in self.model.params_.items()
-        }
-
-    def state(self) -> dict[str, Any]:
-        store = pyro.get_param_store()
-        optim = {}
-        for key in self.model.params_:
-            name = self.model._param_name(key)
-            leaf = store._params.get(name)
-            if leaf is not None and leaf in self.optim.optim_objs:
-                optim[key] = _clone_state(_optim_state_dict(self.optim.optim_objs[leaf]))
-        return {
-            "optim": optim,
-            "perm": None if self.perm is None else self.perm.clone(),
-            "pos": self.pos,
-            "steps": self.steps,
-            "epoch_loss": self.epoch_loss,
-            "stopper": self.stopper.state(),
-        }
-
-    def load(self, state: dict[str, Any]) -> None:
-        if not state:
-            return
-        self.optim.set_state({self.model._param_name(k): _clone_state(v) for k, v in state["optim"].items()})
-        self.perm, self.pos = state["perm"], int(state["pos"])
-        self.steps, self.epoch_loss = int(state["steps"]), float(state["epoch_loss"])
-        self.stopper.__dict__.update(state["stopper"])
-
-
-def _optim_state_dict(optimizer) -> dict:
-    if hasattr(optimizer, "optimizer"):  # a torch scheduler wrapping its optimiser, as pyro.optim stores it
-        return {"scheduler": optimizer.state_dict(), "optimizer": optimizer.optimizer.state_dict()}
-    return optimizer.state_dict()
-
-
-def _seed_device_rng(seed: int, device: torch.device) -> None:
-    """Seed the global RNG(s) the guide draws from: the CPU one, and the data's CUDA device's (only that one)."""
-    torch.default_generator.manual_seed(seed)
-    if device.type == "cuda":
-        torch.cuda.default_generators[
-            device.index if device.index is not None else torch.cuda.current_device()
-        ].manual_seed(seed)
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_real(value, name: str, low: float, high: float = math.inf, strict_low: bool = True) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if strict_low else value >= low) and value < high
-    if not ok:
-        bounds = f"{'>' if strict_low else '>='} {low}" + (f" and < {high}" if math.isfinite(high) else "")
-        raise ValueError(f"{name} must be a finite number {bounds}, got {value!r}")
-    return float(value)
-
-
-def _rowwise(fn: Callable[[Tensor], Tensor], X: Tensor) -> Tensor:
-    """``fn(X)`` for a per-point function, also for a single point (the Gaussian families' data checks want 2 rows)."""
-    return fn(X) if X.shape[0] != 1 else fn(X.expand(2, *X.shape[1:]))[:1]
-
-
-def _embed(params: dict[str, Tensor], smaller: dict[str, Tensor]) -> None:
-    """Copy a smaller model's parameters into the first clusters of ``params`` (whole sites not indexed by cluster)."""
-    for key, value in smaller.items():
-        if params[key].shape == value.shape:
-            params[key] = value.clone()
-        else:
-            params[key][: value.shape[0]] = value
-
-
-def _data_ndim(family: _families.ClusterFamily) -> int:
-    """Dimensions of a data set for ``family``: ``(N,) + point shape``."""
-    if isinstance(family, _families.CategoricalClusters) and family.one_hot:
-        return 3
-    if isinstance(family, _generic.ExpFamClusters):
-        t = family._template
-        return 1 + len(t.batch_shape + t.event_shape)
-    return 2
-
-
 # ---------------------------------------------------------------------------- #
 # the estimator
 # ---------------------------------------------------------------------------- #
-class _RefuseRenamed:
-    """Names the new hyper-parameter when an old argument name is passed to the constructor."""
-
-    def __new__(cls, *args, **kwargs):
-        _refuse_renamed("()", {k: v for k, v in kwargs.items() if k in _RENAMED})
-        return super().__new__(cls)
-
-
 class OverlappingMixture(BaseMixture, _RefuseRenamed):
     r"""
     Overlapping mixture model (Heller & Ghahramani 2007) as a scikit-learn
@@ -721,7 +396,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
                 f"Negative values in data passed to {type(self).__name__}: {type(family).__name__} need "
                 "binary 0/1 data or non-negative integer category codes (data outside the family's support)"
             )
-        X = family.check_data(X) if reset or X.shape[0] > 1 else family.check_data(X.expand(2, *X.shape[1:]))[:1]
+        X = family.check_data(X)
         if reset and not warm:
             check_float_resolution(X)
             self._offset = X.mean(0) if isinstance(family, _GAUSSIAN_FAMILIES) else None
@@ -758,7 +433,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
             model, self.n_grow_iter_, self.structure_ = choice.model, 0, choice.structure
             model.setup(X)
         elif grow and model.num_clusters > 1:
-            model.params_, self.n_grow_iter_ = self._grow(model, X, generator, strategy)
+            model.params_, self.n_grow_iter_ = grow_clusters(self, model, X, generator, strategy)
         elif strategy is em_init:
             model.params_, self.n_grow_iter_ = em_init(model, X, generator, max_iter=em_iter), 0
         else:
@@ -768,46 +443,6 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         # the IBP's MAP-EM start has its number of clusters chosen by held-out likelihood; SVI from there revives
         # the inactive clusters (MAP has no Occam factor: 9-10 of 10 active, truth 5), so it is not run
         self._run.frozen = strategy is em_init and ibp and model.num_clusters > 1
-
-    def _grow(self, model: OverlappingMixtureModel, X: Tensor, generator, strategy) -> tuple[dict[str, Tensor], int]:
-        """Fit models of 1, 2, ... clusters, each started from the previous one; embed the last in ``model``."""
-        n, k_max, site = X.shape[0], model.num_clusters, model.prior.site
-        prev, steps, pruned = None, 0, False
-        for k in range(1, k_max):
-            m = None if self.max_set_size is None else min(int(self.max_set_size), k)
-            sub = self._new_model(copy.deepcopy(model.family), k, m)
-            sub.setup(X)
-            params = strategy(sub, X, generator)
-            if prev is not None:
-                pi = prev.membership_prior_
-                _embed(params, prev.params_)
-                params[f"{site}.loc"] = sub.prior.init_value(torch.cat([pi, 0.5 * pi[-1:]]).clamp(1e-4, 1 - 1e-4))
-            sub.params_ = params
-            run = _SVIRun(self, sub, X, generator)
-            desc = f"{type(self).__name__} init {self._init_count}/{int(self.n_init)}: grow {k}/{k_max} clusters"
-            with progress_bar(int(self.max_iter), enabled=bool(self.verbose), desc=desc) as bar:
-                for _ in range(int(self.max_iter)):
-                    loss = run.step()
-                    bar.update(1)
-                    if run.stopper.update(loss):
-                        break
-            steps += run.steps
-            sub.params_ = run.params()
-            sub._clear_param_store()
-            prev = sub
-            if k > 1 and float(sub.membership_probs(X)[:, -1].sum()) < float(self.min_usage) * n:
-                pruned = True
-                break
-        full = strategy(model, X, generator)
-        kp = prev.num_clusters
-        _embed(full, prev.params_)
-        pi = prev.membership_prior_
-        if pruned:  # the clusters never reached get negligible pi (decreasing, as the stick-breaking prior wants)
-            tail = pi[-1] * 1e-3 ** torch.arange(1, k_max - kp + 1, dtype=pi.dtype, device=pi.device)
-        else:  # the last cluster joins as in a growth stage; the main loop fits the full model
-            tail = 0.5 * pi[-1:]
-        full[f"{site}.loc"] = model.prior.init_value(torch.cat([pi, tail]).clamp(1e-30, 1 - 1e-4))
-        return full, steps
 
     def _step(self, X: Tensor) -> float:
         """One SVI step; returns the ELBO per point (minus the loss over ``N``)."""
@@ -825,41 +460,10 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         return run is not None and (run.stopper.converged or run.frozen)
 
     def _get_state(self) -> dict[str, Tensor]:
-        model = self.model_
-        run = self.__dict__.get("_run")
-        params = run.params() if run is not None else model.params_
-        state = {f"param.{k}": v.detach().clone() for k, v in params.items()}
-        state.update({f"family.{k}": v for k, v in model.family.state_dict().items()})
-        for key, value in model.family.config().items():
-            if isinstance(value, bool | int | float) and not isinstance(value, np.generic):
-                state[f"config.{key}"] = torch.tensor(value)
-        if self.__dict__.get("_offset") is not None:
-            state["offset"] = self._offset.detach().clone()
-        if self.__dict__.get("structure_") == "single":
-            state["structure_single"] = torch.tensor(True)
-        return state
+        return get_state(self)
 
     def _set_state(self, state: dict[str, Tensor]) -> None:
-        family = self._make_family()
-        for key, value in state.items():
-            if key.startswith("config.") and getattr(family, key[7:], 0) is None:
-                setattr(family, key[7:], value.item())  # data-dependent settings (e.g. num_categories)
-        family.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("family.")})
-        params = {k[6:]: v for k, v in state.items() if k.startswith("param.")}
-        single = bool(state.get("structure_single", torch.tensor(False)))
-        if not single and self.background == "learned" and not any(k.startswith("background") for k in params):
-            # a file saved before the "background" hyper-parameter existed holds the fixed-background model
-            self.background = "fixed"
-        model = self._new_model(family)
-        if single:
-            model = single_membership_model(model)
-        self.structure_ = "single" if single else "overlapping"
-        ref = next(iter(params.values()))
-        model._sets = model._sets.to(dtype=ref.dtype, device=ref.device)
-        model.params_ = params
-        self.model_ = model
-        self._offset = state.get("offset")
-        self._run = None
+        set_state(self, state)
 
     def _get_resume_state(self) -> dict[str, Any]:
         run = self.__dict__.get("_run")
@@ -939,7 +543,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         :returns: 0/1 ``int64`` array or tensor ``(N, K)``.
         """
         self._check_is_fitted()
-        return self._output(_rowwise(self.model_.map_sets, self._validate_data(X, reset=False)).to(torch.int64))
+        return self._output(self.model_.map_sets(self._validate_data(X, reset=False)).to(torch.int64))
 
     def predict_proba(self, X):
         r"""
@@ -950,7 +554,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         :returns: array or tensor ``(N, K)``.
         """
         self._check_is_fitted()
-        return self._output(_rowwise(self.model_.membership_probs, self._validate_data(X, reset=False)))
+        return self._output(self.model_.membership_probs(self._validate_data(X, reset=False)))
 
     def score_samples(self, X):
         r"""
@@ -961,7 +565,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         :returns: array or tensor ``(N,)``.
         """
         self._check_is_fitted()
-        return self._output(_rowwise(self.model_.log_likelihood, self._validate_data(X, reset=False)))
+        return self._output(self.model_.log_likelihood(self._validate_data(X, reset=False)))
 
     def score(self, X, y=None) -> float:
         """
@@ -971,7 +575,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         :param y: ignored.
         """
         self._check_is_fitted()
-        return float(_rowwise(self.model_.log_likelihood, self._validate_data(X, reset=False)).mean())
+        return float(self.model_.log_likelihood(self._validate_data(X, reset=False)).mean())
 
     def membership_probs(self, X):
         """The same as :meth:`predict_proba` (:param X: data)."""
@@ -998,7 +602,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         """
         self._check_is_fitted()
         X = self._validate_data(X, reset=False)
-        return self._output(_rowwise(lambda x: self.model_.infer_memberships(x, temperature), X).to(torch.int64))
+        return self._output(self.model_.infer_memberships(X, temperature).to(torch.int64))
 
     def _shifted(self, d):
         """A fitted distribution moved back from the centred coordinates."""
@@ -1097,23 +701,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         :param path: file path or writable binary file object.
         """
         self._check_is_fitted()
-        plain = {}
-        if not isinstance(self.family, str | dict):
-            plain["family"] = _family_spec(self.model_.family)
-        if isinstance(self.prior, _priors.MembershipPrior):
-            plain["prior"] = {"class": type(self.prior).__name__, "alpha": self.prior.alpha}
-        if isinstance(self.optimizer, PyroOptim):
-            plain["optimizer"] = _optimizer_spec(self.optimizer)
-            if plain["optimizer"] is None:
-                warnings.warn(
-                    "OverlappingMixture.save: an optimiser with callable (per-parameter) arguments cannot be stored "
-                    "as plain data; the file holds optimizer=None (its state is saved): set_params(optimizer=...) "
-                    "after load before a warm start",
-                    UserWarning,
-                    stacklevel=2,
-                )
-        if callable(self.init_params):
-            plain["init_params"] = "auto"
+        plain = plain_hyperparameters(self)
         old = {k: getattr(self, k) for k in plain}
         try:
             for k, v in plain.items():
