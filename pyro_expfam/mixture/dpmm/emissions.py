@@ -57,6 +57,11 @@ closed forms for speed, pinned to the core by tests (see :mod:`~pyro_expfam.mixt
 also supplies ``t``/``k``/``c``, the default prior and, for the Pyro model/guide, a map between :math:`\phi` and
 readable "standard" parameters plus the ``pyro.sample`` statements that draw :math:`\theta`.  This module holds
 the base class and the discrete families (Bernoulli/Beta, Categorical/Dirichlet, Poisson/Gamma).
+
+**The family layer.**  The data checks, the statistics ``t(x)`` and ``k(x)`` of the discrete families and the
+prior's data-dependent default hyper-parameters come from :mod:`pyro_expfam.families` (:meth:`family`, a
+:class:`~pyro_expfam.families.ConjugateFamily`), shared with the overlapping model and ``ExpFamMixture``; an
+emission adds the CAVI coordinates :math:`\phi` and the Pyro sites.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ from torch.distributions import constraints
 
 from ...distributions import Beta, Dirichlet, Gamma
 from ...distributions.exp_family import ExponentialFamily
+from ...families import BernoulliFamily, CategoricalFamily, ConjugateFamily, PoissonFamily
 
 __all__ = ["ConjugateEmission", "BernoulliEmission", "CategoricalEmission", "PoissonEmission"]
 
@@ -92,10 +98,17 @@ class ConjugateEmission(ABC):
 
     n_features: int
 
-    # ----- data -------------------------------------------------------- #
+    # ----- data (delegated to the family layer) ------------------------- #
+    def family(self) -> ConjugateFamily:
+        """
+        The emission's :class:`~pyro_expfam.families.ConjugateFamily` with the user's prior hyper-parameters
+        (the data checks, statistics and default prior come from it).
+        """
+        raise NotImplementedError
+
     def check_data(self, X: Tensor) -> None:
-        """Raise ``ValueError`` if ``X`` is outside the emission's support (default: any real data)."""
-        return None
+        """Raise the family layer's ``ValueError`` if ``X`` is outside the emission's support."""
+        self.family().check_data(X)
 
     def setup(self, X: Tensor) -> Tensor:
         """
@@ -310,17 +323,6 @@ class ConjugateEmission(ABC):
         return phi0 + torch.cat([stats, counts.unsqueeze(1) * c], dim=1)
 
 
-def _non_negative(X: Tensor, family: str, need: str) -> None:
-    if bool((X < 0).any()):  # scikit-learn's wording for estimators tagged positive_only
-        raise ValueError(f"Negative values in data passed to the {family} emission: "
-                         f"{family} emissions need X of {need}")
-
-
-def _positive(value, name: str) -> None:
-    if value is not None and (isinstance(value, bool) or not float(value) > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-
-
 class BernoulliEmission(ConjugateEmission):
     r"""
     Independent Bernoulli features with a Beta prior per feature:
@@ -337,26 +339,22 @@ class BernoulliEmission(ConjugateEmission):
     standard_constraints = {"a": constraints.positive, "b": constraints.positive}
 
     def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
-        _positive(a, "a")
-        _positive(b, "b")
         self.a, self.b = a, b
+        self.family()  # validates the hyper-parameters
 
-    def check_data(self, X: Tensor) -> None:
-        _non_negative(X, "Bernoulli", "entries in {0, 1}")
-        if not bool(((X == 0) | (X == 1)).all()):
-            raise ValueError("Bernoulli emissions need X with entries in {0, 1}")
+    def family(self) -> BernoulliFamily:
+        return BernoulliFamily(self.a, self.b)
 
     def _setup(self, X: Tensor) -> Tensor:
-        self.n_features = D = X.shape[1]
-        a = torch.full((D,), float(self.a), dtype=X.dtype, device=X.device)
-        return self.from_standard({"a": a, "b": torch.full_like(a, float(self.b))})
+        self.n_features = X.shape[1]
+        return self.from_standard(self.family().prior(X))
 
     @property
     def n_stats(self) -> int:
         return self.n_features
 
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        return X, X.new_zeros(X.shape[0])
+        return self.family().sufficient_statistics(X)
 
     def constant_stats(self, dtype, device) -> Tensor:
         return torch.ones(self.n_features, dtype=dtype, device=device)
@@ -433,34 +431,28 @@ class CategoricalEmission(ConjugateEmission):
     standard_constraints = {"concentration": constraints.positive}
 
     def __init__(self, concentration: float = 1.0, n_categories: int | None = None) -> None:
-        _positive(concentration, "concentration")
-        if n_categories is not None and (isinstance(n_categories, bool) or not isinstance(n_categories, int)
-                                         or n_categories < 2):
-            raise ValueError(f"n_categories must be an int >= 2, got {n_categories!r}")
         self.concentration, self.n_categories = concentration, n_categories
+        self.family()  # validates the hyper-parameters
 
-    def check_data(self, X: Tensor) -> None:
-        _non_negative(X, "Categorical", "non-negative integer codes")
-        if not bool((X == X.round()).all()):
-            raise ValueError("Categorical emissions need X of non-negative integer codes")
-        if self.n_categories is not None and bool((X >= self.n_categories).any()):
-            raise ValueError(f"X has codes >= n_categories={self.n_categories}")
+    def family(self) -> CategoricalFamily:
+        """The family layer's Categorical; after :meth:`setup` its number of categories is the fitted ``V``."""
+        return CategoricalFamily(self.concentration, self.__dict__.get("V", self.n_categories))
 
     def _setup(self, X: Tensor) -> Tensor:
+        self.__dict__.pop("V", None)
+        family = self.family()
         self.n_features = X.shape[1]
-        self.V = self.n_categories or max(int(X.max()) + 1, 2)
-        conc = torch.full((self.n_features * self.V,), float(self.concentration), dtype=X.dtype, device=X.device)
-        return conc - 1
+        self.V = family.n_categories_for(X)
+        return self.from_standard(family.prior(X))
 
     @property
     def n_stats(self) -> int:
         return self.n_features * self.V
 
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        if bool((X >= self.V).any()):
-            raise ValueError(f"X has codes >= n_categories={self.V} seen at fit time")
-        onehot = torch.nn.functional.one_hot(X.long(), self.V).to(X.dtype)
-        return onehot.reshape(X.shape[0], -1), X.new_zeros(X.shape[0])
+        family = self.family()
+        family.check_data(X)  # codes beyond the V categories seen at fit time
+        return family.sufficient_statistics(X)
 
     def constant_stats(self, dtype, device) -> Tensor:
         return torch.zeros(0, dtype=dtype, device=device)
@@ -535,30 +527,22 @@ class PoissonEmission(ConjugateEmission):
     standard_constraints = {"shape": constraints.positive, "rate": constraints.positive}
 
     def __init__(self, shape: float = 1.0, rate: float | None = None) -> None:
-        _positive(shape, "shape")
-        _positive(rate, "rate")
         self.shape, self.rate = shape, rate
+        self.family()  # validates the hyper-parameters
 
-    def check_data(self, X: Tensor) -> None:
-        _non_negative(X, "Poisson", "non-negative integer counts")
-        if not bool((X == X.round()).all()):
-            raise ValueError("Poisson emissions need X of non-negative integer counts")
+    def family(self) -> PoissonFamily:
+        return PoissonFamily(self.shape, self.rate)
 
     def _setup(self, X: Tensor) -> Tensor:
-        self.n_features = D = X.shape[1]
-        shape = torch.full((D,), float(self.shape), dtype=X.dtype, device=X.device)
-        if self.rate is None:
-            rate = shape / X.mean(0).clamp_min(1e-3)
-        else:
-            rate = torch.full_like(shape, float(self.rate))
-        return self.from_standard({"shape": shape, "rate": rate})
+        self.n_features = X.shape[1]
+        return self.from_standard(self.family().prior(X))
 
     @property
     def n_stats(self) -> int:
         return self.n_features
 
     def sufficient_statistics(self, X: Tensor) -> tuple[Tensor, Tensor]:
-        return X, -torch.lgamma(X + 1).sum(1)
+        return self.family().sufficient_statistics(X)
 
     def constant_stats(self, dtype, device) -> Tensor:
         return torch.ones(self.n_features, dtype=dtype, device=device)
