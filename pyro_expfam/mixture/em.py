@@ -31,95 +31,21 @@ import math
 import pyro.distributions as pyro_dist
 import torch
 from torch import Tensor
-from torch.distributions import constraints, transform_to
 
-from .. import distributions as expfam
 from ..distributions.exp_family import ExponentialFamily
+from ..families import ExpFamFamily, seeding
+from ..families.generic import VECTOR_EVENT_FAMILIES as _VECTOR_EVENT_FAMILIES
+from ..families.generic import family_support as _family_support
+from ..families.generic import non_negative_support as _non_negative
+from ..families.generic import prototype_from_class as _prototype_from_class  # noqa: F401 (old private name)
+from ..families.generic import resolve_family as _resolve_family
 from ..util import check_float_resolution
 from .base import BaseMixture
-from .init import initial_responsibilities
 
 __all__ = ["ExpFamMixture"]
 
 #: Shrinkage towards the pooled statistics of the components built from hard initial labels.
 _INIT_SHRINK = 0.1
-
-
-def _resolve_family(family) -> tuple[type[ExponentialFamily], ExponentialFamily | None]:
-    """``(class, prototype instance or None)`` from a class, a class name or an instance."""
-    if isinstance(family, str):
-        by_name = {c.__name__.lower(): c for c in expfam.FAMILIES}
-        cls = by_name.get(family.lower().replace("_", ""))
-        if cls is None:
-            raise ValueError(
-                f"family {family!r} is not a family of pyro_expfam.distributions; choose one of "
-                + ", ".join(sorted(c.__name__ for c in expfam.FAMILIES))
-            )
-        return cls, None
-    if isinstance(family, ExponentialFamily):
-        return type(family), family
-    if isinstance(family, type) and issubclass(family, ExponentialFamily):
-        return family, None
-    raise TypeError(
-        "family must be a pyro_expfam.distributions family (class, class name or prototype instance), "
-        f"got {family!r}"
-    )
-
-
-def _prototype_from_class(cls: type[ExponentialFamily], dtype: torch.dtype, device: torch.device,
-                          event_size: int | None = None):
-    """
-    A member of ``cls`` with arbitrary valid parameters (used for shapes and ``t(x)`` only): scalar
-    parameters, or, for families with a vector event (``MultivariateNormal``, ``Dirichlet``), parameters
-    sized by ``event_size`` (the data's last dimension).
-    """
-    arg_constraints = cls.arg_constraints if isinstance(cls.arg_constraints, dict) else {}
-    chosen = list(arg_constraints)
-    if "logits" in chosen and "probs" in chosen:
-        chosen.remove("probs")
-    if "scale_tril" in chosen:  # one parameterisation of a matrix parameter
-        chosen = [n for n in chosen if n not in ("covariance_matrix", "precision_matrix")]
-    vector = any(arg_constraints[n].event_dim != 0 for n in chosen)
-    if vector and event_size is None and cls.__name__ in _VECTOR_EVENT_FAMILIES:
-        raise ValueError(
-            f"X must have shape (n_samples, ..., D) for the {cls.__name__} family (events are vectors), got 1-D "
-            "data; Reshape your data with X.reshape(-1, 1) for one feature"
-        )
-    try:
-        if vector and event_size is None:
-            raise TypeError("its parameters are not scalars and the data's event size is unknown")
-        kwargs = {}
-        for name in chosen:
-            c = arg_constraints[name]
-            shape = (event_size,) * c.event_dim
-            kwargs[name] = transform_to(c)(torch.zeros(shape, dtype=dtype, device=device))
-        proto = cls(**kwargs)
-        if vector and not proto.event_shape:  # e.g. Categorical: the number of categories is not the data's
-            raise TypeError("its vector parameters do not describe the data's last dimension")
-        return proto
-    except (TypeError, ValueError, NotImplementedError) as e:
-        raise TypeError(
-            f"cannot build a {cls.__name__} from the data's shape ({e}); pass a prototype instance as "
-            f"family instead, e.g. Categorical(logits=torch.zeros(C)) or "
-            f"MultivariateNormal(torch.zeros(D), torch.eye(D)); only its shapes and fixed parameters are used"
-        ) from e
-
-
-def _family_support(family):
-    """The support constraint of ``family`` (class, name or instance), or ``None`` if it depends on parameters."""
-    try:
-        cls, proto = _resolve_family(family)
-    except (TypeError, ValueError):
-        return None
-    support = proto.support if proto is not None else getattr(cls, "support", None)
-    return support if isinstance(support, constraints.Constraint) else None
-
-
-def _non_negative(support) -> bool:
-    lower = getattr(support, "lower_bound", None)
-    if isinstance(lower, int | float):
-        return lower >= 0
-    return support in (constraints.positive, constraints.nonnegative, constraints.boolean)
 
 
 #: scikit-learn estimator checks that fit on its generic data (for Bernoulli: non-binary counts)
@@ -130,9 +56,6 @@ _DATA_CHECKS = (
     "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent", "check_fit_check_is_fitted",
     "check_n_features_in", "check_fit2d_predict1d",
 )
-
-#: families whose events are vectors sized by the data's last dimension
-_VECTOR_EVENT_FAMILIES = ("MultivariateNormal", "Dirichlet")
 
 #: families with finitely many outcomes: pseudo_count="auto" gives them one pseudo-observation
 _FINITE_OUTCOME_FAMILIES = ("Bernoulli", "Binomial", "Categorical", "OneHotCategorical", "Multinomial")
@@ -312,38 +235,16 @@ class ExpFamMixture(BaseMixture):
     # ------------------------------------------------------------------ #
     def _setup_family(self, X: Tensor) -> None:
         """Build the prototype (one member per sample, ``batch_shape == extra_shape``) for data ``X``."""
-        cls, proto = _resolve_family(self.family)
-        if proto is None:
-            proto = _prototype_from_class(cls, X.dtype, X.device, X.shape[-1] if X.dim() > 1 else None)
-        event = tuple(proto.event_shape)
-        rest = tuple(X.shape[1:])
-        if len(rest) < len(event) or rest[len(rest) - len(event) :] != event:
-            raise ValueError(
-                f"X of shape {tuple(X.shape)} does not end with the event shape {event} of the {cls.__name__} "
-                "family; expected (n_samples,) + extra_shape + event_shape"
-            )
-        extra = rest[: len(rest) - len(event)]
-        try:
-            proto = proto.expand(torch.Size(extra))
-        except (RuntimeError, ValueError) as e:
-            raise ValueError(
-                f"the prototype's batch_shape {tuple(proto.batch_shape)} does not broadcast to the data's extra "
-                f"shape {extra}"
-            ) from e
-        self._family_cls, self._extra_shape, self._data_shape = cls, extra, rest
+        family = ExpFamFamily(self.family)  # the family layer
+        proto, extra = family.member_for(X)
+        self._family_cls, self._extra_shape, self._data_shape = family.cls, extra, tuple(X.shape[1:])
         self._fixed = {
             k: torch.as_tensor(v, device=X.device) for k, v in proto._fixed_params().items()
         }
         self._proto = proto
 
     def _check_support(self, X: Tensor) -> None:
-        support = self._proto.support
-        ok = support.check(X)
-        if not bool(ok.all()):
-            negative = " (Negative values in data)" if _non_negative(support) and bool((X < 0).any()) else ""
-            raise ValueError(
-                f"X contains values outside the support of {self._family_cls.__name__} ({support}){negative}"
-            )
+        ExpFamFamily(self._proto).check_data(X)  # the family layer's check and message
 
     def _validate_data(self, X, reset: bool) -> Tensor:
         X_in = X
@@ -379,12 +280,7 @@ class ExpFamMixture(BaseMixture):
         """Flattened sufficient statistics ``[(N, T_j)]`` and summed log carrier measure ``(N,)``."""
         shift = self.__dict__.get("_shift")
         x = self._unflatten(X if shift is None else X - shift.to(X))
-        N = x.shape[0]
-        n_extra = len(self._extra_shape)
-        stats = [t.reshape(N, -1).to(X.dtype) for t in self._proto.sufficient_statistics(x)]
-        carrier = self._proto.log_carrier_measure(x).to(X.dtype)
-        carrier = carrier.reshape(N, -1).sum(1) if n_extra else carrier.reshape(N)
-        return stats, carrier
+        return ExpFamFamily(self._proto).statistics(x)
 
     def _stats(self, X: Tensor) -> tuple[list[Tensor], Tensor]:
         cache = getattr(self, "_cache", None)
@@ -466,17 +362,15 @@ class ExpFamMixture(BaseMixture):
     def _features(self, X: Tensor) -> Tensor:
         """Standardised sufficient statistics of vector rank (the space k-means runs in)."""
         stats, _ = self._stats(X)
-        ranks = self._family_cls._natural_param_event_dims
-        cols = [t for t, r in zip(stats, ranks, strict=True) if r <= 1] or stats
-        F = torch.cat(cols, 1)
-        std = F.std(0) if F.shape[0] > 1 else torch.ones_like(F[0])
-        return (F - F.mean(0)) / torch.where(std > 0, std, torch.ones_like(std))
+        return seeding.standardized_features(stats, self._family_cls._natural_param_event_dims)
 
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
         if self.init_params in ("random", "random_from_data"):
-            self._m_step_resp(X, initial_responsibilities(X, int(self.n_components), self.init_params, generator))
+            resp = seeding.initial_responsibilities(X, int(self.n_components), self.init_params, generator)
+            self._m_step_resp(X, resp)
             return
-        resp = initial_responsibilities(self._features(X), int(self.n_components), self.init_params, generator)
+        resp = seeding.initial_responsibilities(self._features(X), int(self.n_components), self.init_params,
+                                                generator)
         # hard k-means labels give saturated components (e.g. a binary feature that is constant within a
         # cluster gets an infinite logit) that lock EM into the initial partition: start from components
         # shrunk by 10% towards the pooled statistics instead
