@@ -87,6 +87,11 @@ __all__ = [
 # ---------------------------------------------------------------------- #
 # Data statistics
 # ---------------------------------------------------------------------- #
+#: bytes of one block of statistics ``(S, B)`` (and of the ``(K, B)`` responsibilities computed from it): small
+#: enough that both GEMMs of a pass find the block in cache (measured best on CPU: ~2x faster than ``(B, S)`` rows)
+_BLOCK_BYTES = 1 << 20
+
+
 class SufficientStatistics:
     """
     The statistics ``(t(x), k(x))`` of a data set (the emission's
@@ -94,6 +99,11 @@ class SufficientStatistics:
     ``max_bytes`` (they are constant over iterations), otherwise recomputed
     chunk by chunk.  ``X`` may live on another device than the fit (e.g. CPU
     data fitted on CUDA): chunks and minibatches are moved to ``device``.
+
+    The cache is stored transposed, in contiguous blocks of ``chunk_rows`` points: ``(n_blocks, S, chunk_rows)``.
+    A pass then runs both of its GEMMs (``W^T @ t(x)^T`` for the logits and ``R^T @ t(x)`` for the statistics)
+    on a block that stays in cache, with the ``K`` components along the short dimension (:func:`cavi_pass`).
+    :meth:`chunks` yields the usual ``(rows, S)`` shapes (transposed views).
 
     :param ConjugateEmission emission: the emission (after ``setup``).
     :param Tensor X: data ``(N, D)``.
@@ -103,31 +113,63 @@ class SufficientStatistics:
     """
 
     def __init__(self, emission: ConjugateEmission, X: Tensor, device=None,
-                 max_bytes: int = 2**29, chunk_bytes: int = 2**22) -> None:
+                 max_bytes: int = 2**29, chunk_bytes: int = _BLOCK_BYTES) -> None:
         self.emission, self.X = emission, X
         self.device = torch.device(device) if device is not None else X.device
         self.n = X.shape[0]
-        row_bytes = emission.n_stats * X.element_size()
-        self.chunk_rows = max(256, chunk_bytes // max(row_bytes, 1))
+        S = emission.n_stats
+        row_bytes = S * X.element_size()
+        self.chunk_rows = min(max(256, chunk_bytes // max(row_bytes, 1)), max(self.n, 1))
         self.cached: tuple[Tensor, Tensor] | None = None
+        self._resp: Tensor | None = None
         if self.n * row_bytes <= max_bytes:
-            self.cached = emission.training_statistics(X.to(self.device))
+            B = self.chunk_rows
+            n_blocks = -(-self.n // B)
+            blocks = torch.zeros(n_blocks, S, B, dtype=X.dtype, device=self.device)
+            ks = []
+            for i, start in enumerate(range(0, self.n, B)):
+                T, k = emission.training_statistics(X[start : start + B].to(self.device))
+                blocks[i, :, : T.shape[0]] = T.T
+                ks.append(k)
+            self.cached = (blocks, torch.cat(ks) if ks else X.new_zeros(0))
+
+    def _ranges(self) -> Iterator[tuple[int, int, int]]:
+        for i, start in enumerate(range(0, self.n, self.chunk_rows)):
+            yield i, start, min(start + self.chunk_rows, self.n)
+
+    def blocks(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(t(x)^T, k)`` over the data in order: ``(S, rows)`` blocks (contiguous when cached)."""
+        for i, start, stop in self._ranges():
+            if self.cached is not None:
+                yield self.cached[0][i, :, : stop - start], self.cached[1][start:stop]
+            else:
+                T, k = self.emission.training_statistics(self.X[start:stop].to(self.device))
+                yield T.T.contiguous(), k
 
     def chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """Yield ``(T, k)`` over the data in order."""
-        for start in range(0, self.n, self.chunk_rows):
-            stop = min(start + self.chunk_rows, self.n)
-            if self.cached is not None:
-                yield self.cached[0][start:stop], self.cached[1][start:stop]
-            else:
-                yield self.emission.training_statistics(self.X[start:stop].to(self.device))
+        """Yield ``(T, k)`` over the data in order (``T`` of shape ``(rows, S)``)."""
+        for TT, k in self.blocks():
+            yield TT.T, k
 
     def batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         """``(T, k)`` of the rows ``idx``."""
         if self.cached is not None:
-            idx = idx.to(self.cached[0].device)
-            return self.cached[0][idx], self.cached[1][idx]
+            blocks, k = self.cached
+            idx = idx.to(blocks.device)
+            return blocks[torch.div(idx, self.chunk_rows, rounding_mode="floor"), :, idx % self.chunk_rows], k[idx]
         return self.emission.training_statistics(self.X[idx.to(self.X.device)].to(self.device))
+
+    def resp_buffer(self, K: int, dtype: torch.dtype) -> Tensor:
+        """
+        A ``(n_blocks, K, chunk_rows)`` buffer for the responsibilities of a pass, allocated once (zeros) and
+        reused by every pass over these data (a fresh ``N x K`` buffer per iteration costs its page faults every time).
+        """
+        n_blocks = -(-self.n // self.chunk_rows)
+        shape = (n_blocks, K, self.chunk_rows)
+        if self._resp is None or self._resp.shape != shape or self._resp.dtype != dtype:
+            # zeros: the padding of the last block stays 0 (no mass, no entropy) as the passes never write it
+            self._resp = torch.zeros(shape, dtype=dtype, device=self.device)
+        return self._resp
 
 
 # ---------------------------------------------------------------------- #
@@ -263,6 +305,12 @@ def cavi_pass(
     One pass over the data: optimal responsibilities under ``(phi, sticks)``,
     the exact ELBO there, and (``accumulate``) the statistics for the M-step.
 
+    Per block of points (:meth:`SufficientStatistics.blocks`, ``(S, B)``) the pass runs two GEMMs and a
+    log-sum-exp in place: the logits ``(K, B) = W^T t(x)^T + c`` (one GEMM for all components, the components
+    along the short dimension), their maximum, ``exp`` and sum over the components (contiguous rows), the
+    scaling to responsibilities, and ``R t(x)`` into the ``(K, S)`` statistics.  Nothing of size ``N x K`` is
+    allocated (the kept responsibilities go to a buffer owned by ``data``).
+
     :param ConjugateEmission em: emission.
     :param SufficientStatistics data: data statistics.
     :param Tensor phi0: prior natural parameter ``(P,)``.
@@ -270,30 +318,42 @@ def cavi_pass(
     :param Tensor sticks: Beta parameters ``(K-1, 2)``.
     :param float alpha: DP concentration.
     :param bool accumulate: accumulate ``R.T @ T`` and ``N_k``.
-    :param bool keep_resp: keep the responsibility chunks (for merge moves).
+    :param bool keep_resp: keep the responsibility chunks (for merge moves): ``(rows, K)`` views (each column
+        contiguous) of a buffer owned by ``data``, overwritten by its next pass that keeps them.
     :param reduce: for data-parallel fits, a callable summing a dict of tensors over the ranks
         (:meth:`pyro_expfam.parallel.Communicator.all_reduce`); ``data`` is then this rank's shard and
         the bound and statistics returned are those of all the shards (one collective per pass).
     """
     es, W, const = _log_rho_params(em, phi, sticks, phi.dtype, phi.device)
+    Wt, const = W.T.contiguous(), const.unsqueeze(1)
     K = phi.shape[0]
     total = phi.new_zeros(())
     stats = phi.new_zeros(K, em.n_stats) if accumulate else None
     counts = phi.new_zeros(K)
-    resps = []
-    for T, k in data.chunks():
-        logits = torch.addmm(const, T, W)
-        top = logits.amax(dim=1, keepdim=True)
-        R = logits.sub_(top).exp_()  # in place: one exp per entry gives both the normaliser and r
-        norm = R.sum(1, keepdim=True)
-        total = total + (top + norm.log()).sum() + k.sum()
+    resps = _RespChunks()
+    kept = data.resp_buffer(K, phi.dtype) if keep_resp else None
+    resps.blocks = kept
+    work = None
+    for i, (TT, k) in enumerate(data.blocks()):
+        rows = TT.shape[1]
+        if kept is not None:
+            L = kept[i, :, :rows]
+        else:
+            if work is None or work.shape[1] < rows:
+                work = phi.new_empty(K, rows)
+            L = work[:, :rows]
+        torch.addmm(const, Wt, TT, out=L)  # logits (K, rows)
+        top = L.amax(0)
+        L.sub_(top).exp_()  # in place: one exp per entry gives both the normaliser and r
+        norm = L.sum(0)
+        total = total + top.sum() + norm.log().sum() + k.sum()
         if accumulate or keep_resp:
-            R.div_(norm)
+            L.mul_(norm.reciprocal_())
             if accumulate:
-                stats.addmm_(R.T, T)
-                counts += R.sum(0)
+                stats.addmm_(L, TT.T)
+                counts += L.sum(1)
             if keep_resp:
-                resps.append(R)
+                resps.append(L.T)
     if reduce is not None:
         parts = {"total": total, "counts": counts}
         if accumulate:
@@ -313,13 +373,41 @@ def elbo(em: ConjugateEmission, data: SufficientStatistics, phi0: Tensor, phi: T
     return cavi_pass(em, data, phi0, phi, sticks, alpha, accumulate=False, reduce=reduce).bound
 
 
-def _pair_entropy_change(resps: list[Tensor], i: int, j: int) -> Tensor:
-    """``H(r with columns i, j merged) - H(r)`` (non-positive)."""
-    total = resps[0].new_zeros(())
-    for R in resps:
-        ri, rj = R[:, i], R[:, j]
-        total = total + (torch.xlogy(ri, ri) + torch.xlogy(rj, rj) - torch.xlogy(ri + rj, ri + rj)).sum()
-    return total
+class _RespChunks(list):
+    """
+    The responsibility chunks of a pass (``(rows, K)`` views), with ``blocks`` the zero-padded
+    ``(n_blocks, K, B)`` buffer they view, so that a column over all the points is one strided tensor.
+    """
+
+    blocks: Tensor | None = None
+
+
+class _EntropyChanges:
+    """
+    ``H(r with columns i, j merged) - H(r)`` (non-positive) for the pairs the merge moves evaluate; the
+    per-chunk sums of ``r log r`` of each column are computed once and reused by every pair that uses it.
+    """
+
+    def __init__(self, resps: list[Tensor]) -> None:
+        blocks = getattr(resps, "blocks", None)
+        # (n_chunks, K, rows): a chunk's column is a row here (contiguous in the pass's buffer)
+        self.parts = [blocks] if blocks is not None else [R.T.unsqueeze(0) for R in resps]
+        self.columns: dict[int, Tensor] = {}
+
+    @staticmethod
+    def _sums(r: Tensor) -> Tensor:
+        # r log r with 0 log 0 = 0: log(r + tiny) equals log(r) except where r < 2^mantissa * tiny, whose terms
+        # are below 1e-280 (float64) or 1e-28 (float32); a vectorised log, ~2x faster than xlogy
+        return r.add(torch.finfo(r.dtype).tiny).log_().mul_(r).sum(-1)
+
+    def column(self, c: int) -> Tensor:
+        if c not in self.columns:
+            self.columns[c] = torch.cat([self._sums(P[:, c]) for P in self.parts])
+        return self.columns[c]
+
+    def pair(self, i: int, j: int) -> Tensor:
+        merged = torch.cat([self._sums(P[:, i] + P[:, j]) for P in self.parts])
+        return (self.column(i) + self.column(j) - merged).sum()
 
 
 def merge_and_sort(
@@ -366,6 +454,7 @@ def merge_and_sort(
         gain_z, ii, jj = gain_z[order].tolist(), ii[order].tolist(), jj[order].tolist()
         used: set[int] = set()
         evaluations = 0
+        entropy = _EntropyChanges(resps)
         stick_now = float(_stick_collapsed(counts, alpha, prior_type))
         for g, i, j in zip(gain_z, ii, jj, strict=True):
             if evaluations >= max_evaluations:
@@ -380,7 +469,7 @@ def merge_and_sort(
             if pre <= 0:
                 continue
             evaluations += 1
-            dh = _pair_entropy_change(resps, i, j)
+            dh = entropy.pair(i, j)
             if reduce is not None:
                 dh = reduce({"dh": dh})["dh"]
             gain = pre + float(dh)
