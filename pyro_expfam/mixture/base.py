@@ -122,6 +122,7 @@ from ..util import (
     torch_generator,
 )
 from .init import INIT_METHODS, initial_responsibilities
+from .streaming import ChunkStream, is_chunked
 
 __all__ = ["BaseMixture", "FittedTensor"]
 
@@ -268,6 +269,32 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _prepare_fit(self, X: Tensor) -> None:
         """After the checks of every rank passed: the fit's set-up that needs collectives (default: none)."""
         return None
+
+    def _check_stream(self) -> None:
+        """Refuse data given as chunks unless this estimator streams (an estimator that does overrides this)."""
+        raise TypeError(f"{type(self).__name__}.fit takes the data as one array or tensor; data given as chunks "
+                        "(an iterable or a DataLoader) are fitted by GaussianMixture and DirichletProcessMixture "
+                        "(method='cavi')")
+
+    def _validate_stream(self, X) -> ChunkStream:
+        """
+        Data given as chunks: the first pass (:meth:`~pyro_expfam.mixture.streaming.ChunkStream.scan`) checks
+        every chunk as :meth:`check_X` checks in-memory data (the first fixes the feature count, device, dtype).
+        """
+        stream = ChunkStream(X)
+
+        def check(chunk, first: bool) -> Tensor:
+            x = self.check_X(chunk, first, ensure_min_samples=0)  # empty chunks are skipped
+            if first:
+                self._device, self._dtype = x.device, x.dtype
+                stream.torch_io = isinstance(chunk, Tensor)
+            return x
+
+        stream.scan(check)
+        if stream.shape[0] < 2:
+            raise ValueError(f"Found {stream.shape[0]} sample(s) in X (an iterable of chunks) while a minimum of 2 "
+                             f"is required by {type(self).__name__}.")
+        return stream
 
     def _agreement(self) -> Communicator:
         """
@@ -496,11 +523,18 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         result is committed only when the fit finishes: if it raises (or is
         interrupted with Ctrl-C), the estimator is left exactly as before.
 
-        :param X: data of shape ``(n_samples, n_features)`` (tensor or array).
+        :param X: data of shape ``(n_samples, n_features)`` (tensor or array); for the estimators that stream
+            (``GaussianMixture``, ``DirichletProcessMixture`` with CAVI) also an iterable of such chunks or a
+            :class:`torch.utils.data.DataLoader`, passed over once per iteration
+            (:mod:`pyro_expfam.mixture.streaming`).
         :param y: ignored (scikit-learn API).
         :returns: ``self``.
         """
-        self.fit_predict(X, y)
+        self._want_labels = False
+        try:
+            self.fit_predict(X, y)
+        finally:
+            self.__dict__.pop("_want_labels", None)
         return self
 
     def fit_predict(self, X, y=None):
@@ -526,11 +560,17 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
     def _fit(self, X) -> Tensor:
         warm = bool(self.warm_start) and self._is_fitted()
         X_in = X
+        stream = is_chunked(X)
+        if stream:
+            self._check_stream()
+            if self.__dict__.get("_want_labels", True):
+                raise TypeError("fit_predict needs the data in memory (it returns a label per sample); with data "
+                                "given as chunks call fit, then predict on each chunk")
         # the local checks, agreed on by every rank of a distributed fit (a shard refused on one rank stops
         # them all, instead of leaving the others in the next collective); then the fit's collectives
         with self._agreement().agree("input validation"):
             self._check_base_parameters()
-            X = self._validate_data(X, reset=True)
+            X = self._validate_stream(X) if stream else self._validate_data(X, reset=True)
             self._device, self._dtype = X.device, X.dtype
             self._check_parameters(X)
         self._prepare_fit(X)
@@ -581,7 +621,7 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
         self.n_iter_ = best_iter
         self.lower_bound_ = best_bound
         self.lower_bounds_ = best_history
-        self._torch_io = isinstance(X_in, Tensor)
+        self._torch_io = X.torch_io if stream else isinstance(X_in, Tensor)
         self._fitted = True
         if not best_conv and max_iter > 0:
             warnings.warn(
@@ -591,6 +631,8 @@ class BaseMixture(DensityMixin, BaseEstimator, ABC):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+        if stream:
+            return None
         # a final E-step so that fit_predict(X) agrees with predict(X)
         return self._estimate_weighted_log_prob(X).argmax(dim=1)
 

@@ -41,6 +41,7 @@ from ..parallel import INIT_SAMPLE, communicator, save_on_rank0
 from ..util import check_float_resolution
 from .base import BaseMixture, FittedTensor
 from .init import initial_responsibilities
+from .streaming import ChunkStream
 
 __all__ = ["GaussianMixture"]
 
@@ -135,6 +136,17 @@ def _moments(data: _Data, resp: Tensor, reg_covar: float, covariance_type: str,
     (data-parallel fits, :meth:`pyro_expfam.parallel.Communicator.all_reduce`) sums the weighted sums over the
     ranks before they are used (one collective of ``O(K D^2)`` numbers).
     """
+    parts = _moment_sums(data, resp, covariance_type)
+    if reduce is not None:
+        parts = reduce(parts)
+    return _moments_from_sums(parts, reg_covar, covariance_type, data.Xc.shape[1])
+
+
+def _moment_sums(data: _Data, resp: Tensor, covariance_type: str) -> dict[str, Tensor]:
+    """
+    The sums over the data of the M-step: ``nk`` (K,), ``sums`` (the weighted first (and, diag/spherical,
+    second) moments) and, full/tied, ``second``; sums of these over shards or chunks are those of all the data.
+    """
     Xc = data.Xc
     N, D = Xc.shape
     K = resp.shape[1]
@@ -150,10 +162,15 @@ def _moments(data: _Data, resp: Tensor, reg_covar: float, covariance_type: str,
             second.addmm_(weighted.T, xs)
     elif covariance_type == "tied":
         second = data.gram if data.gram is not None else Xc.T @ Xc
-    if reduce is not None:
-        parts = reduce({"nk": nk, "sums": sums} if second is None else {"nk": nk, "sums": sums, "second": second})
-        nk, sums, second = parts["nk"], parts["sums"], parts.get("second")
-    nk = nk + 10 * torch.finfo(resp.dtype).eps
+    return {"nk": nk, "sums": sums} if second is None else {"nk": nk, "sums": sums, "second": second}
+
+
+def _moments_from_sums(parts: dict[str, Tensor], reg_covar: float, covariance_type: str,
+                       D: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(nk, means, covariances)`` from the sums of :func:`_moment_sums` (over all the data)."""
+    nk, sums, second = parts["nk"], parts["sums"], parts.get("second")
+    K = nk.shape[0]
+    nk = nk + 10 * torch.finfo(nk.dtype).eps
     means = sums[:, :D] / nk[:, None]
     if covariance_type == "full":
         cov = second.reshape(K, D, D) / nk[:, None, None] - means.unsqueeze(2) * means.unsqueeze(1)
@@ -347,6 +364,15 @@ class GaussianMixture(BaseMixture):
         sample gathered from all ranks (at most 10,000 points) and rank 0's initial parameters are broadcast.
         Only rank 0 writes in :meth:`save`.  Prediction is local.
 
+    **Data given as chunks.**  :meth:`fit` also takes an iterable of ``(n_i, D)`` chunks or a
+    :class:`torch.utils.data.DataLoader` (e.g. over a :class:`numpy.memmap`), so that the data never have to be
+    one tensor (:mod:`pyro_expfam.mixture.streaming`): a first pass validates the chunks and takes the mean (the
+    shift), a second draws a uniform sample of at most 10,000 rows (each row a uniform key, the smallest keys
+    kept) on which the start (``init_params``) runs, and each EM iteration is one pass accumulating the
+    M-step's sums chunk by chunk; ``verbose`` shows the passes.  From the same initial parameters the fit equals
+    the fit on the concatenated chunks up to rounding; with ``distributed``, each rank streams its shard.
+    ``fit_predict`` needs the data in memory.
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> X = np.concatenate([rng.normal(0, 1, (200, 2)), rng.normal(8, 1, (200, 2))])
@@ -457,8 +483,11 @@ class GaussianMixture(BaseMixture):
         warm = bool(self.warm_start) and self._is_fitted()
         if warm and self._means_c.shape[1] != D:
             raise ValueError(f"X has {D} features, but the model was fitted with {self._means_c.shape[1]}")
-        check_float_resolution(X, "X")
+        check_float_resolution(torch.stack([X.lo, X.hi]) if isinstance(X, ChunkStream) else X, "X")
         self._comm = communicator(self.distributed)
+
+    def _check_stream(self) -> None:
+        return None  # EM streams: each iteration passes over the chunks accumulating the M-step's sums
 
     def _prepare_fit(self, X: Tensor) -> None:
         comm = self._comm
@@ -467,13 +496,16 @@ class GaussianMixture(BaseMixture):
         self._n_total = comm.sum_int(X.shape[0], X.device)
         # the data are fixed during a fit: centre them once (a warm start keeps the fitted shift, so that
         # the continuation is exact) and keep the constant moments
+        stream = isinstance(X, ChunkStream)
         if warm:
-            shift = self._shift.to(X)
-        elif comm.is_distributed:
-            shift = (comm.all_reduce([X.to(torch.float64).sum(0)])[0] / self._n_total).to(X.dtype)
+            shift = self._shift.to(device=X.device, dtype=X.dtype)
+        elif comm.is_distributed or stream:
+            local = X.sum if stream else X.to(torch.float64).sum(0)
+            shift = (comm.all_reduce([local])[0] / self._n_total).to(X.dtype)
         else:
             shift = X.mean(0)
-        self._cache = _prepare(X, self.covariance_type, shift)
+        self._fit_shift = shift
+        self._cache = None if stream else _prepare(X, self.covariance_type, shift)
 
     # ------------------------------------------------------------------ #
     # EM hooks
@@ -481,21 +513,25 @@ class GaussianMixture(BaseMixture):
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
         if self._weights_init is not None and self._means_init is not None and self._precisions_init is not None:
             # all initial parameters given: no k-means start (scikit-learn runs one and discards it)
-            data = self._data(X)
-            self._shift = data.shift
+            self._shift = self._fit_shift
             self._weights_ = self._weights_init.clone()
-            self._means_c = self._means_init - data.shift
+            self._means_c = self._means_init - self._fit_shift
             self._set_precisions_init()
             return
         comm = self._comm
-        if not comm.is_distributed:
+        stream = isinstance(X, ChunkStream)
+        if not comm.is_distributed and not stream:
             super()._initialize_parameters(X, generator)
             return
-        # the start on a sample gathered from all ranks, broadcast from rank 0
+        # the start on a sample (gathered from all ranks, broadcast from rank 0): a uniform sample of each
+        # rank's rows, drawn in one pass over the chunks for data given as chunks
         per_rank = min(X.shape[0], math.ceil(INIT_SAMPLE / comm.world_size))
-        idx = torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)
-        sample = comm.all_gather_rows(X[idx])
-        data = _prepare(sample, self.covariance_type, self._data(X).shift)
+        if stream:
+            local = X.reservoir(per_rank, generator)
+        else:
+            local = X[torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)]
+        sample = comm.all_gather_rows(local)
+        data = _prepare(sample, self.covariance_type, self._fit_shift)
         resp = initial_responsibilities(data.Xc, int(self.n_components), self.init_params, generator)
         self._initialize_from(data, resp, sample.shape[0])
         state = comm.broadcast(self._get_state())
@@ -529,11 +565,26 @@ class GaussianMixture(BaseMixture):
         comm = self.__dict__.get("_comm")
         return comm.all_reduce if comm is not None and comm.is_distributed else None
 
-    def _compute_lower_bound(self, X: Tensor, log_resp: Tensor, log_prob_norm: Tensor) -> float:
+    def _step(self, X) -> float:
+        if not isinstance(X, ChunkStream):
+            return super()._step(X)
+        # data given as chunks: one pass accumulating the log-likelihood and the M-step's sums (summed over the
+        # ranks too in a distributed fit), then the M-step
+        ct, log_w, total = self.covariance_type, self._weights_.log(), None
+        for chunk in X:
+            data = _prepare(chunk, ct, self._fit_shift)
+            weighted = _log_prob(data, self._means_c, self._precisions_cholesky_, ct).add_(log_w)
+            log_prob_norm = torch.logsumexp(weighted, dim=1)
+            parts = _moment_sums(data, weighted.sub_(log_prob_norm.unsqueeze(1)).exp_(), ct)
+            parts["log_lik"] = log_prob_norm.sum()
+            total = parts if total is None else {k: total[k] + v for k, v in parts.items()}
         reduce = self._reduce()
-        if reduce is None:
-            return super()._compute_lower_bound(X, log_resp, log_prob_norm)
-        return float(reduce([log_prob_norm.sum()])[0]) / self._n_total
+        if reduce is not None:
+            total = reduce(total)
+        nk, self._means_c, self._covariances_ = _moments_from_sums(total, self.reg_covar, ct, X.shape[1])
+        self._weights_ = nk / nk.sum()
+        self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
+        return float(total["log_lik"]) / self._n_total
 
     def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
         data = self._data(X)

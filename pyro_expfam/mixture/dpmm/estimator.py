@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from ...parallel import INIT_SAMPLE, check_distributed, communicator, save_on_ra
 from ...util import torch_generator
 from ..base import BaseMixture, FittedTensor
 from ..init import initial_responsibilities
+from ..streaming import ChunkStream, StreamStatistics
 from .cavi import (
     PRIOR_TYPES,
     SufficientStatistics,
@@ -171,7 +173,13 @@ class DirichletProcessMixture(BaseMixture):
         whole data set.  Supported: ``method="cavi"`` with Gaussian emissions (``snvi``/``svi`` and the
         discrete emissions raise ``ValueError``).  Call :meth:`save` on every rank or only on rank 0: only
         rank 0 writes (the file records ``distributed=True``; set it back to a group or ``False`` after
-        :meth:`load`).  Prediction methods are local (no communication).
+        :meth:`load`).  Prediction methods are local (no communication).  :meth:`fit` also takes data given as
+        chunks (an iterable of ``(n_i, D)`` chunks or a :class:`torch.utils.data.DataLoader`, e.g. over a
+        :class:`numpy.memmap`; :mod:`pyro_expfam.mixture.streaming`), with ``method="cavi"`` and Gaussian
+        emissions, with or without ``distributed``: a first pass validates the chunks and takes the moments of
+        the prior defaults, a second draws a uniform sample (at most 10,000 rows) for the start, and each
+        iteration is one pass accumulating the statistics chunk by chunk; the merge moves are skipped (they need
+        every point's responsibilities; a ``UserWarning`` says so unless ``merge=False``).
     :param int total_size: for :meth:`partial_fit` (streaming): the number ``N`` of points in the whole data
         set, in the ``N/|B|`` scaling of the natural-gradient steps; default ``None``: the number of points
         seen so far, right for a single pass over a stream (each point seen once); for several passes over
@@ -364,7 +372,7 @@ class DirichletProcessMixture(BaseMixture):
             if X.shape[1] != self.emission_.n_features:
                 raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with "
                                  f"{self.emission_.n_features}")
-            self.emission_.check_data(X)
+            self.emission_.check_data(torch.stack([X.lo, X.hi]) if isinstance(X, ChunkStream) else X)
             self._phi = self._phi.to(X.device, X.dtype)
             self._sticks = self._sticks.to(X.device, X.dtype)
             self._phi0 = self._phi0.to(X.device, X.dtype)
@@ -385,10 +393,24 @@ class DirichletProcessMixture(BaseMixture):
         self._n_total = comm.sum_int(X.shape[0], X.device)
         emission = self.__dict__.pop("_new_emission", None)
         if emission is not None:  # not a warm start
-            self._phi0 = emission.setup(self._global_proxy(X) if comm.is_distributed else X)
+            stream = isinstance(X, ChunkStream)
+            self._phi0 = emission.setup(self._global_proxy(X) if comm.is_distributed or stream else X)
             self.emission_ = emission
+        if isinstance(X, ChunkStream):
+            self._data, self._data_key = StreamStatistics(self.emission_, X), None
+            return
         self._data = SufficientStatistics(self.emission_, X)
         self._data_key = (X.data_ptr(), tuple(X.shape))
+
+    def _check_stream(self) -> None:
+        self._check_hyper_parameters()
+        if self.method != "cavi" or not self._gaussian():
+            raise ValueError("data given as chunks are fitted by method='cavi' with emission='gaussian' only, got "
+                             f"method={self.method!r}, emission={self.emission!r} (with snvi, call partial_fit on "
+                             "each chunk)")
+        if self.merge:
+            warnings.warn("merge moves are skipped with data given as chunks (they need the responsibilities of "
+                          "every point); pass merge=False to silence this warning", UserWarning, stacklevel=5)
 
     def _validate_data(self, X, reset: bool) -> Tensor:
         if not reset:
@@ -405,11 +427,17 @@ class DirichletProcessMixture(BaseMixture):
         two moments only, so ``setup`` on them gives the prior of the concatenated data.
         """
         comm = self._comm
-        X64 = X.to(torch.float64)
         n = self._n_total
-        mean = comm.all_reduce([X64.sum(0)])[0] / n
-        Xc = X64 - mean
-        scatter = comm.all_reduce([Xc.T @ Xc])[0]
+        if isinstance(X, ChunkStream):  # from the moments of the first pass (parallel-axis theorem)
+            mean = comm.all_reduce([X.sum])[0] / n
+            local_mean, local_scatter = X.moments()
+            d = local_mean - mean
+            scatter = comm.all_reduce([local_scatter + X.shape[0] * torch.outer(d, d)])[0]
+        else:
+            X64 = X.to(torch.float64)
+            mean = comm.all_reduce([X64.sum(0)])[0] / n
+            Xc = X64 - mean
+            scatter = comm.all_reduce([Xc.T @ Xc])[0]
         cov = scatter / max(n - 1, 1)
         evals, evecs = torch.linalg.eigh(cov)
         root = evecs * evals.clamp_min(0).sqrt()  # root @ root.T == cov
@@ -419,7 +447,7 @@ class DirichletProcessMixture(BaseMixture):
         return proxy.to(X.dtype)
 
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
-        if self._comm.is_distributed:
+        if self._comm.is_distributed or isinstance(X, ChunkStream):
             self._initialize_distributed(X, generator)
             return
         # k-means on the centred data (the statistics are centred too), so float32 data far from the origin work;
@@ -439,8 +467,11 @@ class DirichletProcessMixture(BaseMixture):
         """
         comm = self._comm
         per_rank = min(X.shape[0], math.ceil(INIT_SAMPLE / comm.world_size))
-        idx = torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)
-        sample = comm.all_gather_rows(X[idx])
+        if isinstance(X, ChunkStream):  # a uniform sample of the rows in one pass (streaming.ChunkStream.reservoir)
+            local = X.reservoir(per_rank, generator)
+        else:
+            local = X[torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)]
+        sample = comm.all_gather_rows(local)
         em = self.emission_
         Xc = em._centred(sample)
         K = int(self.n_components)
@@ -460,6 +491,8 @@ class DirichletProcessMixture(BaseMixture):
         self._drop_svi()
 
     def _stats_for(self, X: Tensor) -> SufficientStatistics:
+        if isinstance(X, ChunkStream):
+            return self._data
         if getattr(self, "_data_key", None) != (X.data_ptr(), tuple(X.shape)):
             self._data = SufficientStatistics(self.emission_, X)
             self._data_key = (X.data_ptr(), tuple(X.shape))
@@ -494,11 +527,12 @@ class DirichletProcessMixture(BaseMixture):
             reduce = comm.all_reduce if comm is not None and comm.is_distributed else None
             if reduce is not None:
                 n = self._n_total
-            res = cavi_pass(em, data, self._phi0, self._phi, self._sticks, alpha, keep_resp=self.merge,
+            merge = self.merge and not isinstance(X, ChunkStream)  # merges need every point's responsibilities
+            res = cavi_pass(em, data, self._phi0, self._phi, self._sticks, alpha, keep_resp=merge,
                             reduce=reduce)
             phi, counts = em.update(self._phi0, res.stats, res.counts), res.counts
             self._cavi_iter = self._cavi_iter + 1
-            if self.merge and self._cavi_iter > _MERGE_AFTER:
+            if merge and self._cavi_iter > _MERGE_AFTER:
                 phi, counts, _ = merge_and_sort(em, self._phi0, phi, counts, res.resp, alpha, prior_type=prior_type,
                                                 reduce=reduce)
             self._phi, self._sticks = phi, stick_posterior(counts, alpha, prior_type)
