@@ -154,16 +154,46 @@ def _bad_shards(rank: int, shard: torch.Tensor, device) -> dict:
     return res
 
 
-def _spawn(tmp: str, backend: str, timeout: float = 120.0) -> list[dict]:
-    ctx = mp.start_processes(_worker, args=(_free_port(), tmp, backend), nprocs=WORLD, join=False,
+BOUNDS4 = (0, 120, 300, 330, N)  # 4 shards of unequal size
+
+
+def _em_init(X: torch.Tensor) -> dict:
+    """Fixed initial parameters for GaussianMixture (one single-process EM iteration from k-means)."""
+    gm = GaussianMixture(K_TRUE + 1, max_iter=1, random_state=0).fit(X)
+    return {"weights_init": gm.weights_, "means_init": gm.means_, "precisions_init": gm.precisions_}
+
+
+def _worker4(rank: int, port: int, tmp: str, backend: str) -> None:
+    """4 ranks: EM (in-memory shards and shards given as chunks) from given initial parameters, and CAVI."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), GLOO_SOCKET_IFNAME="lo")
+    torch.set_num_threads(1)
+    dist.init_process_group(backend, rank=rank, world_size=4, timeout=datetime.timedelta(seconds=60))
+    try:
+        X = _data()
+        shard = X[BOUNDS4[rank]:BOUNDS4[rank + 1]]
+        kw = dict(tol=0.0, max_iter=MORE, distributed=True, **_em_init(X))
+        out = {"em": GaussianMixture(K_TRUE + 1, **kw).fit(shard)._get_state(),
+               "em_chunks": GaussianMixture(K_TRUE + 1, **kw).fit(list(shard.split(64)))._get_state()}
+        est = _dpmm(max_iter=FIRST, distributed=True).fit(shard)
+        est.save(os.path.join(tmp, "first4.pt"))
+        dist.barrier()
+        est.set_params(max_iter=MORE, warm_start=True).fit(shard)
+        out["cavi"] = {"phi": est._phi, "sticks": est._sticks, "bounds": torch.tensor(est.lower_bounds_)}
+        torch.save(out, os.path.join(tmp, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _spawn(tmp: str, backend: str, timeout: float = 120.0, world: int = WORLD, worker=_worker) -> list[dict]:
+    ctx = mp.start_processes(worker, args=(_free_port(), tmp, backend), nprocs=world, join=False,
                              start_method="spawn")
     deadline = time.monotonic() + timeout
     while not ctx.join(timeout=max(deadline - time.monotonic(), 0.1)):
         if time.monotonic() > deadline:
             for p in ctx.processes:
                 p.kill()
-            pytest.fail(f"the {WORLD} ranks did not finish within {timeout} s")
-    return [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False) for r in range(WORLD)]
+            pytest.fail(f"the {world} ranks did not finish within {timeout} s")
+    return [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=False) for r in range(world)]
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +324,26 @@ def test_bad_shard_stops_every_rank(gloo_results):
     assert r1["reg"][0] == "DistributedInputError" and "rank 0: ValueError: reg_covar" in r1["reg"][1]
     for out in res:
         assert torch.equal(out["bad"]["after"], torch.tensor([2.0]))
+
+
+@pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
+def test_four_ranks_equal_the_single_process_fit(tmp_path):
+    # 4 gloo ranks with shards of 120/180/30/370 points: EM from given initial parameters (shards in memory and
+    # shards given as chunks of 64) and CAVI from the saved first iteration equal the single-process fits on
+    # the concatenated data to 1e-8 relative (float64; only the summation order differs)
+    tmp = str(tmp_path)
+    res = _spawn(tmp, "gloo", world=4, worker=_worker4)
+    X = _data()
+    ref = GaussianMixture(K_TRUE + 1, tol=0.0, max_iter=MORE, **_em_init(X)).fit(X)._get_state()
+    single = DirichletProcessMixture.load(os.path.join(tmp, "first4.pt"))
+    single.set_params(distributed=False, warm_start=True, max_iter=MORE).fit(X)
+    cavi = {"phi": single._phi, "sticks": single._sticks, "bounds": torch.tensor(single.lower_bounds_)}
+    for out in res:
+        for key, value in ref.items():
+            assert _rel(out["em"][key], value) < 1e-8, key
+            assert _rel(out["em_chunks"][key], value) < 1e-8, key
+        for key, value in cavi.items():
+            assert _rel(out["cavi"][key], value) < 1e-8, key
 
 
 def test_single_process_is_a_no_op():
