@@ -67,6 +67,7 @@ class _Data(NamedTuple):
     shift: Tensor | None  # pooled mean (None: not centred)
     stats: Tensor | None  # diag: [Xc, Xc**2] (N, 2D); spherical: [Xc, ||Xc||^2] (N, D+1); Xc is a view of it
     gram: Tensor | None  # tied: Xc^T Xc
+    cache: dict | None = None  # full: the packed statistics, built on first use (_packed_blocks)
 
 
 def _empty(shape: tuple[int, ...], like: Tensor) -> Tensor:
@@ -104,7 +105,7 @@ def _prepare(X: Tensor, covariance_type: str, shift: Tensor | None) -> _Data:
             Xc = torch.sub(X, shift, out=_empty((N, D), X))
         if covariance_type == "tied":
             gram = _weighted_sums(Xc, Xc)
-    return _Data(X, Xc, shift, stats, gram)
+    return _Data(X, Xc, shift, stats, gram, {})
 
 
 def _weighted_sums(A: Tensor, resp: Tensor, block: int = 1024) -> Tensor:
@@ -121,6 +122,74 @@ def _weighted_sums(A: Tensor, resp: Tensor, block: int = 1024) -> Tensor:
     if m < N:
         out.addmm_(resp[m:].T, A[m:])
     return out
+
+
+#: bytes of one ``(S, B)`` block of packed statistics (with its ``(K, B)`` products it stays in cache)
+_BLOCK_BYTES = 1 << 20
+#: the packed statistics of a full-covariance fit are kept when they take at most this many bytes
+_PACKED_CACHE_BYTES = 1 << 29
+
+
+def _packed_width(D: int) -> int:
+    return D + D * (D + 1) // 2
+
+
+def _pack_block(xt: Tensor, out: Tensor) -> Tensor:
+    """``[x; upper triangle of x x^T]`` of the columns ``xt`` ``(D, B)`` into ``out`` ``(D + D(D+1)/2, B)``."""
+    D = xt.shape[0]
+    out[:D] = xt
+    pos = D
+    for i in range(D):  # row i of the upper triangle, x_i * x_{i:}, in the order of torch.triu_indices
+        torch.mul(xt[i : i + 1], xt[i:], out=out[pos : pos + D - i])
+        pos += D - i
+    return out
+
+
+def _packed_blocks(data: _Data):
+    """
+    Yield ``(start, block)`` over the data with ``block`` ``(S, B)`` the packed statistics
+    ``[x; triu(x x^T)]`` of ``B`` consecutive centred points (``S = D + D(D+1)/2``): both the E-step's
+    quadratic forms and the M-step's second moments of all ``K`` components are then one GEMM per block
+    (no ``N x K x D`` temporaries).  Kept in ``data.cache`` when they fit in :data:`_PACKED_CACHE_BYTES`.
+    """
+    Xc = data.Xc
+    N, D = Xc.shape
+    S = _packed_width(D)
+    B = max(256, min(N, _BLOCK_BYTES // (S * Xc.element_size())))
+    cache = data.cache if data.cache is not None else {}
+    blocks = cache.get("packed")
+    if blocks is None and N * S * Xc.element_size() <= _PACKED_CACHE_BYTES:
+        blocks = Xc.new_empty(-(-N // B), S, B)
+        for i, start in enumerate(range(0, N, B)):
+            xt = Xc[start : start + B].T
+            _pack_block(xt, blocks[i, :, : xt.shape[1]])
+        cache["packed"] = blocks
+    buf = None if blocks is not None else Xc.new_empty(S, B)
+    for i, start in enumerate(range(0, N, B)):
+        rows = min(B, N - start)
+        if blocks is not None:
+            yield start, blocks[i, :, :rows]
+        else:
+            yield start, _pack_block(Xc[start : start + rows].T, buf[:, :rows])
+
+
+def _unpack_symmetric(v: Tensor, D: int) -> Tensor:
+    """``(..., D, D)`` symmetric matrices from their packed upper triangles ``(..., D(D+1)/2)``."""
+    iu = torch.triu_indices(D, D, device=v.device)
+    M = v.new_zeros(v.shape[:-1] + (D, D))
+    M[..., iu[0], iu[1]] = v
+    M[..., iu[1], iu[0]] = v
+    return M
+
+
+def _full_second_moments(data: _Data, resp: Tensor) -> Tensor:
+    """``sum_n r_nk x_n x_n^T`` for every component, ``(K * D, D)``, by one GEMM per block of packed statistics."""
+    D = data.Xc.shape[1]
+    K = resp.shape[1]
+    acc = resp.new_zeros(_packed_width(D), K)
+    for start, TT in _packed_blocks(data):
+        acc.addmm_(TT, resp[start : start + TT.shape[1]])
+    return _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
 
 
 def _chunk_rows(X: Tensor, width: int) -> int:
@@ -149,17 +218,11 @@ def _moment_sums(data: _Data, resp: Tensor, covariance_type: str) -> dict[str, T
     """
     Xc = data.Xc
     N, D = Xc.shape
-    K = resp.shape[1]
     nk = resp.sum(0)
     sums = _weighted_sums(data.stats if data.stats is not None else Xc, resp)  # (K, D), (K, 2D) or (K, D+1)
     second = None
     if covariance_type == "full":
-        second = Xc.new_zeros(K * D, D)
-        rows = _chunk_rows(Xc, K * D)
-        for start in range(0, N, rows):
-            xs = Xc[start : start + rows]
-            weighted = (xs.unsqueeze(1) * resp[start : start + rows].unsqueeze(2)).reshape(xs.shape[0], K * D)
-            second.addmm_(weighted.T, xs)
+        second = _full_second_moments(data, resp)
     elif covariance_type == "tied":
         second = data.gram if data.gram is not None else Xc.T @ Xc
     return {"nk": nk, "sums": sums} if second is None else {"nk": nk, "sums": sums, "second": second}
@@ -260,6 +323,24 @@ def _log_prob(data: _Data, means: Tensor, U: Tensor, covariance_type: str) -> Te
     N, D = Xc.shape
     K = means.shape[0]
     log_det = _log_det_cholesky(U, covariance_type, D)
+    if covariance_type == "full" and Xc.dtype == torch.float64:
+        # log N = c_k + <[x, triu(x x^T)], [P_k mu_k, -P_k/2 (off-diagonal doubled)]>: one GEMM per block of
+        # packed statistics for all components.  The expansion of (x - mu)^T P (x - mu) cancels (relative
+        # rounding ~eps times the squared whitened distance from the pooled mean): float64 only
+        P = U @ U.mT
+        Pm = (P @ means.unsqueeze(-1)).squeeze(-1)
+        iu = torch.triu_indices(D, D, device=Xc.device)
+        dual = P[:, iu[0], iu[1]] * torch.where(iu[0] == iu[1], 1.0, 2.0).to(P.dtype)
+        Wt = torch.cat([Pm, -0.5 * dual], 1)  # (K, S)
+        const = (log_det - 0.5 * (means * Pm).sum(1) - 0.5 * D * math.log(2 * math.pi)).unsqueeze(1)
+        out = _empty((N, K), Xc)
+        buf = None
+        for start, TT in _packed_blocks(data):
+            buf = Xc.new_empty(K, TT.shape[1]) if buf is None else buf
+            b = buf[:, : TT.shape[1]]
+            torch.addmm(const, Wt, TT, out=b)
+            out[start : start + TT.shape[1]] = b.T
+        return out
     if covariance_type in ("full", "tied"):
         # whitened residuals (x - mu_k) U_k for all components at once, one GEMM per row chunk
         if covariance_type == "full":
