@@ -22,6 +22,11 @@ _BY_NAME = {
     "poisson": PoissonFamily,
     "gaussian": GaussianFamily,
     **{t: partial(GaussianFamily, t) for t in COVARIANCE_TYPES},
+    # the core class names of the two Gaussians, as their classes below
+    "normal": partial(GaussianFamily, "diag"),
+    "normal_diag": partial(GaussianFamily, "diag"),
+    "multivariate_normal": partial(GaussianFamily, "full"),
+    "normal_full": partial(GaussianFamily, "full"),
 }
 _BY_CLASS = {
     expfam.Bernoulli: BernoulliFamily,
@@ -42,10 +47,11 @@ def get_family(family, **hyper) -> ConjugateFamily:
 
     - a :class:`ConjugateFamily` instance: returned as is;
     - a name of :data:`FAMILY_NAMES` (``"bernoulli"``, ``"categorical"``, ``"one_hot_categorical"``,
-      ``"poisson"``, ``"gaussian"`` or a covariance type ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``,
-      ``"unit"``), or a core class with a dedicated family (``Bernoulli``, ``Categorical``,
-      ``OneHotCategorical``, ``Poisson``, ``Normal`` (diag), ``MultivariateNormal`` (full)): that family with
-      the hyper-parameters ``hyper``;
+      ``"poisson"``, ``"gaussian"``, a covariance type ``"full"``, ``"tied"``, ``"diag"``, ``"spherical"``,
+      ``"unit"``, or ``"normal"``/``"normal_diag"`` (diag), ``"multivariate_normal"``/``"normal_full"``
+      (full); case-insensitive, ``-`` read as ``_``), or a core class with a dedicated family (``Bernoulli``,
+      ``Categorical``, ``OneHotCategorical``, ``Poisson``, ``Normal`` (diag), ``MultivariateNormal`` (full)):
+      that family with the hyper-parameters ``hyper``;
     - any other class name, class or instance of :mod:`pyro_expfam.distributions`: the generic
       :class:`~pyro_expfam.families.ExpFamFamily` (Diaconis-Ylvisaker prior).
 
@@ -56,8 +62,8 @@ def get_family(family, **hyper) -> ConjugateFamily:
 
     >>> get_family("poisson", shape=2.0)
     PoissonFamily(shape=2.0, rate=None)
-    >>> get_family(expfam.MultivariateNormal).covariance_type
-    'full'
+    >>> get_family(expfam.MultivariateNormal).covariance_type, get_family("normal").covariance_type
+    ('full', 'diag')
     >>> get_family("Gamma")  # doctest: +ELLIPSIS
     ExpFamFamily(cls=<class '...Gamma'>, prototype=None, family='Gamma', prior_strength=1.0)
     """
