@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from torch.distributions import biject_to
 
-from ...distributions import Bernoulli, Categorical, ExponentialFamily, MultivariateNormal, Normal, OneHotCategorical
-from ...families import ExpFamFamily
+from ...distributions import ExponentialFamily
+from ...families import BernoulliFamily, CategoricalFamily, ConjugateFamily, ExpFamFamily, GaussianFamily, get_family
 from ...util import as_data_tensor
 from .families import (
     BernoulliClusters,
@@ -188,24 +188,20 @@ class ExpFamClusters(ClusterFamily):
         }
 
 
-_BY_NAME = {
-    "bernoulli": BernoulliClusters,
-    "normal": NormalClusters,
-    "normal_diag": NormalClusters,
-    "diag": NormalClusters,
-    "normal_full": MultivariateNormalClusters,
-    "full": MultivariateNormalClusters,
-    "multivariate_normal": MultivariateNormalClusters,
-    "categorical": CategoricalClusters,
-    "one_hot_categorical": lambda: CategoricalClusters(one_hot=True),
-}
-_BY_CLASS = {
-    Bernoulli: BernoulliClusters,
-    Normal: NormalClusters,
-    MultivariateNormal: MultivariateNormalClusters,
-    Categorical: CategoricalClusters,
-    OneHotCategorical: lambda: CategoricalClusters(one_hot=True),
-}
+#: the family names with a dedicated cluster family (resolved by the family layer's :func:`get_family`)
+CLUSTER_FAMILY_NAMES = ("bernoulli", "categorical", "diag", "full", "multivariate_normal", "normal", "normal_diag",
+                        "normal_full", "one_hot_categorical")
+
+
+def _cluster_view(family: ConjugateFamily) -> ClusterFamily | None:
+    """The dedicated cluster family (default hyperparameters) of a family-layer family, or ``None``."""
+    if isinstance(family, BernoulliFamily):
+        return BernoulliClusters()
+    if isinstance(family, CategoricalFamily):
+        return CategoricalClusters(one_hot=family.one_hot)
+    if isinstance(family, GaussianFamily) and family.covariance_type in ("diag", "full"):
+        return NormalClusters() if family.covariance_type == "diag" else MultivariateNormalClusters()
+    return None
 
 
 def make_cluster_family(family) -> ClusterFamily:
@@ -225,13 +221,14 @@ def make_cluster_family(family) -> ClusterFamily:
         return family
     if isinstance(family, str):
         key = family.lower().replace("-", "_")
-        if key not in _BY_NAME:
-            raise ValueError(f"unknown family {family!r}; expected one of {sorted(_BY_NAME)}")
-        return _BY_NAME[key]()
+        if key not in CLUSTER_FAMILY_NAMES:
+            raise ValueError(f"unknown family {family!r}; expected one of {sorted(CLUSTER_FAMILY_NAMES)}")
+        return _cluster_view(get_family(key))
     if isinstance(family, type):
-        if family in _BY_CLASS:
-            return _BY_CLASS[family]()
         if issubclass(family, ExponentialFamily):
+            view = _cluster_view(get_family(family))
+            if view is not None:
+                return view
             if family._product_refusal is not None:
                 raise NotImplementedError(
                     f"The normalised product of {family.__name__} densities is not a {family.__name__}: "
