@@ -323,3 +323,21 @@ def test_seeding_is_the_overlapping_models_old_kmeans_pp():
 def test_package_exports():
     for name in families.__all__:
         assert hasattr(families, name)
+
+
+@pytest.mark.parametrize("kind", ["full", "diag", "spherical", "unit"])
+def test_dpmm_gaussian_statistics_are_the_family_layers(kind, rng):
+    # the DP mixture keeps its CAVI coordinates (xx^T packed as its upper triangle); they are the family
+    # layer's t(x) and k(x) up to that packing
+    from pyro_expfam.mixture.dpmm import make_emission
+
+    X = torch.tensor(rng.normal(size=(N, D)))
+    em = make_emission("gaussian", kind)
+    em.setup(X)
+    T_em, k_em = em.sufficient_statistics(X)
+    T, k = GaussianFamily(kind).sufficient_statistics(X)
+    if kind == "full":
+        iu = torch.triu_indices(D, D)
+        T = torch.cat([T[:, :D], T[:, D:].reshape(N, D, D)[:, iu[0], iu[1]]], 1)
+    torch.testing.assert_close(T_em, T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(k_em, k, rtol=1e-12, atol=1e-12)
