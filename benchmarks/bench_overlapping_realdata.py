@@ -28,8 +28,9 @@ each fit's seconds are recorded anyway.
 
 With ``--digits-only``: issue 14's baseline check on scikit-learn's binarised digits instead (K = 10, 20;
 ``ExpFamMixture("Bernoulli")`` against the plain EM from the same start, MAP and maximum likelihood, and against
-the settings before issue 14), stored under ``digits_baseline`` in the same file.  With ``--forced-only``: the overlapping model with
-``structure="overlapping"`` on the same splits, written to ``overlapping_realdata_forced.json``.
+the settings before issue 14), stored under ``digits_baseline`` in the same file.  With ``--forced-only``: the
+overlapping model with ``structure="overlapping"`` on the same splits, written to
+``overlapping_realdata_forced.json``.
 
 Usage: ``python benchmarks/bench_overlapping_realdata.py [--splits 5] [--ks 2 3 4 6] [--digits-only | --forced-only]``
 """
