@@ -76,7 +76,8 @@ class Communicator:
 
     :param group: a ``ProcessGroup``, ``None`` for the default group, or ``False`` for no communication.
 
-    ``bytes_sent`` counts the payload bytes this rank handed to collectives (for the benchmarks).
+    ``bytes_sent`` counts the payload bytes this rank handed to collectives and ``n_collectives`` the collectives
+    called (for the benchmarks: the volume and the latency terms of the communication cost).
     """
 
     def __init__(self, group=False) -> None:
@@ -92,6 +93,7 @@ class Communicator:
         else:
             self.rank, self.world_size = 0, 1
         self.bytes_sent = 0
+        self.n_collectives = 0
 
     # ------------------------------------------------------------------ #
     def all_reduce(self, tensors: Mapping[str, Tensor] | Sequence[Tensor], op: str = "sum"):
@@ -116,6 +118,7 @@ class Communicator:
         for idx in by_dtype.values():
             flat = torch.cat([values[i].reshape(-1) for i in idx])
             self.bytes_sent += flat.numel() * flat.element_size()
+            self.n_collectives += 1
             dist.all_reduce(flat, op=reduce_op, group=self.group)
             for i, part in zip(idx, flat.split([values[i].numel() for i in idx]), strict=True):
                 out[i] = part.reshape(values[i].shape)
@@ -134,6 +137,7 @@ class Communicator:
         values = [v.clone().contiguous() for v in (tensors.values() if keys is not None else tensors)]
         for v in values:
             self.bytes_sent += v.numel() * v.element_size()
+            self.n_collectives += 1
             dist.broadcast(v, src=dist.get_global_rank(self.group, src) if self.group is not None else src,
                            group=self.group)
         return dict(zip(keys, values, strict=True)) if keys is not None else values
@@ -159,6 +163,7 @@ class Communicator:
         if not self.is_distributed:
             return
         gathered: list = [None] * self.world_size
+        self.n_collectives += 1
         dist.all_gather_object(gathered, value, group=self.group)
         if any(g != gathered[0] for g in gathered[1:]):
             detail = "; ".join(f"rank {r}: {g!r}" for r, g in enumerate(gathered))
@@ -197,6 +202,7 @@ class Communicator:
             error = e
         gathered: list = [None] * self.world_size
         mine = None if error is None else f"{type(error).__name__}: {error}"
+        self.n_collectives += 1
         dist.all_gather_object(gathered, mine, group=self.group)
         failed = [(r, m) for r, m in enumerate(gathered) if m is not None]
         if error is not None:
@@ -225,6 +231,7 @@ class Communicator:
         padded[:X.shape[0]] = X
         parts = [torch.empty_like(padded) for _ in range(self.world_size)]
         self.bytes_sent += padded.numel() * padded.element_size()
+        self.n_collectives += 2
         dist.all_gather(parts, padded.contiguous(), group=self.group)
         return torch.cat([p[:s] for p, s in zip(parts, sizes_i, strict=True)])
 
@@ -233,6 +240,7 @@ class Communicator:
         if not self.is_distributed:
             return int(value)
         t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+        self.n_collectives += 1
         dist.all_reduce(t, group=self.group)
         return int(t)
 
