@@ -198,3 +198,41 @@ def test_chunks_bad_input():
     with pytest.raises(ValueError, match="yielded no rows"):
         gm.fit([X[:0]])
     assert gm.n_iter_ >= 1  # the failed fits left it as it was
+
+
+# ---------------------------------------------------------------------- #
+# GaussianMixture.partial_fit: stepwise EM
+# ---------------------------------------------------------------------- #
+@pytest.mark.parametrize("covariance_type", COV_TYPES)
+def test_stepwise_em_reaches_the_batch_optimum(covariance_type):
+    # 3 passes over 8 chunks of 500 points (4 planted blobs, stream in random order); tolerance 0.01 nats/point
+    # on the mean log-likelihood of all the data against batch EM from the same kind of start (observed:
+    # < 0.002): the running averages weight the last chunks by eta_24 = 26^-0.6 = 0.14, so the parameters keep a
+    # sampling noise of a few hundred points' worth, O(1e-3) nats/point at the optimum
+    X = _data()
+    batch = GaussianMixture(4, covariance_type=covariance_type, random_state=0).fit(X)
+    est = GaussianMixture(4, covariance_type=covariance_type, random_state=0)
+    for _ in range(3):
+        for chunk in X.split(500):
+            est.partial_fit(chunk)
+    assert est.n_iter_ == 24 and len(est.lower_bounds_) == 24
+    assert abs(est.score(X) - batch.score(X)) < 0.01
+    # the same clusters: each batch mean has a stepwise mean within 0.1 (the blobs' spread is ~1)
+    dist_ = torch.cdist(batch.means_, est.means_)
+    assert float(dist_.min(1).values.max()) < 0.1
+
+
+def test_stepwise_em_bad_input_and_restart():
+    X = _data()
+    with pytest.raises(ValueError, match="partial_fit is not available with distributed fitting"):
+        GaussianMixture(2, distributed=True).partial_fit(X)
+    est = GaussianMixture(4, random_state=0).partial_fit(X[:500])
+    means = est.means_.clone()
+    with pytest.raises(ValueError, match="features"):
+        est.partial_fit(X[:100, :1])
+    assert torch.equal(est.means_, means) and est.n_iter_ == 1
+    est.partial_fit(X[500:1000])
+    assert est.n_iter_ == 2 and est._online["step"] == 2
+    est.fit(X)  # starts over and ends the stream
+    assert "_online" not in est.__dict__
+    assert est.partial_fit(X[:500]).n_iter_ == 1  # a new stream

@@ -38,12 +38,15 @@ import torch
 from torch import Tensor
 
 from ..parallel import INIT_SAMPLE, communicator, save_on_rank0
-from ..util import check_float_resolution
+from ..util import check_float_resolution, torch_generator
 from .base import BaseMixture, FittedTensor
 from .init import initial_responsibilities
 from .streaming import ChunkStream
 
 __all__ = ["GaussianMixture"]
+
+#: step sizes of stepwise EM (:meth:`GaussianMixture.partial_fit`): ``(t + offset) ** -decay`` for the t-th chunk
+_STEP_OFFSET, _STEP_DECAY = 2.0, 0.6
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
@@ -190,74 +193,6 @@ def _full_second_moments(data: _Data, resp: Tensor) -> Tensor:
     for start, TT in _packed_blocks(data):
         acc.addmm_(TT, resp[start : start + TT.shape[1]])
     return _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
-
-
-def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_type: str) -> dict[str, Tensor] | None:
-    """
-    One fused E-step and M-step pass over in-memory prepared data, block by block: the ``(K, B)`` weighted
-    log-densities by one GEMM of the block's statistics against all components, an in-place log-sum-exp over
-    the components (contiguous rows), the responsibilities, and their weighted sums by a second GEMM on the
-    same block while it is in cache; nothing of size ``N x K`` (or ``N x K x D``) is allocated.  Returns the
-    sums of :func:`_moment_sums` and ``log_lik`` (the sum of the log-likelihoods), or ``None`` where the
-    expanded quadratic form would lose accuracy (``full``/``tied`` in float32: the caller keeps the two-step
-    path with whitened residuals).
-    """
-    Xc = data.Xc
-    N, D = Xc.shape
-    K = means.shape[0]
-    if covariance_type in ("full", "tied") and Xc.dtype != torch.float64:
-        return None
-    log_det = _log_det_cholesky(U, covariance_type, D)
-    const = log_det - 0.5 * D * math.log(2 * math.pi) + weights.log()
-    if covariance_type in ("full", "tied"):
-        P = U @ U.mT
-        Pm = (P @ means.unsqueeze(-1)).squeeze(-1) if covariance_type == "full" else means @ P
-        const = const - 0.5 * (means * Pm).sum(1)
-        if covariance_type == "full":
-            iu = torch.triu_indices(D, D, device=Xc.device)
-            dual = P[:, iu[0], iu[1]] * torch.where(iu[0] == iu[1], 1.0, 2.0).to(P.dtype)
-            Wt = torch.cat([Pm, -0.5 * dual], 1)  # against [x; triu(x x^T)]
-            blocks = _packed_blocks(data)
-        else:
-            Wt = Pm  # against x; the shared -x^T P x / 2 is added per point
-            B = max(256, min(N, _BLOCK_BYTES // (max(D, K) * Xc.element_size())))
-            blocks = ((s, Xc[s : s + B].T) for s in range(0, N, B))
-    else:
-        P = U.square()
-        if covariance_type == "diag":
-            const = const - 0.5 * (means.square() * P).sum(1)
-            Wt = torch.cat([means * P, -0.5 * P], 1)  # against [x, x^2]
-        else:
-            const = const - 0.5 * P * means.square().sum(1)
-            Wt = torch.cat([means * P.unsqueeze(1), -0.5 * P.unsqueeze(1)], 1)  # against [x, ||x||^2]
-        F = data.stats.shape[1]
-        B = max(256, min(N, _BLOCK_BYTES // (max(F, K) * Xc.element_size())))
-        blocks = ((s, data.stats[s : s + B].T) for s in range(0, N, B))
-    const = const.unsqueeze(1)
-    acc = Xc.new_zeros(Wt.shape[1], K)  # the weighted sums, transposed: (statistics, K)
-    nk = Xc.new_zeros(K)
-    total = Xc.new_zeros(())
-    buf = None
-    for _, TT in blocks:
-        rows = TT.shape[1]
-        buf = Xc.new_empty(K, rows) if buf is None else buf
-        L = buf[:, :rows]
-        torch.addmm(const, Wt, TT, out=L)
-        if covariance_type == "tied":
-            L.sub_(0.5 * (U.mT @ TT).square_().sum(0))
-        top = L.amax(0)
-        L.sub_(top).exp_()
-        norm = L.sum(0)
-        total += top.sum() + norm.log().sum()
-        L.mul_(norm.reciprocal_())
-        nk += L.sum(1)
-        acc.addmm_(TT, L.T)
-    parts = {"nk": nk, "sums": (acc[:D] if covariance_type == "full" else acc).T.contiguous(), "log_lik": total}
-    if covariance_type == "full":
-        parts["second"] = _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
-    elif covariance_type == "tied":
-        parts["second"] = data.gram if data.gram is not None else Xc.T @ Xc
-    return parts
 
 
 def _chunk_rows(X: Tensor, width: int) -> int:
@@ -716,7 +651,7 @@ class GaussianMixture(BaseMixture):
 
     def _step(self, X) -> float:
         if not isinstance(X, ChunkStream):
-            return self._in_memory_step(X)
+            return super()._step(X)
         # data given as chunks: one pass accumulating the log-likelihood and the M-step's sums (summed over the
         # ranks too in a distributed fit), then the M-step
         ct, log_w, total = self.covariance_type, self._weights_.log(), None
@@ -734,20 +669,6 @@ class GaussianMixture(BaseMixture):
         self._weights_ = nk / nk.sum()
         self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
         return float(total["log_lik"]) / self._n_total
-
-    def _in_memory_step(self, X: Tensor) -> float:
-        """One EM iteration on in-memory data: the fused pass of :func:`_em_pass` where it applies."""
-        ct = self.covariance_type
-        parts = _em_pass(self._data(X), self._weights_, self._means_c, self._precisions_cholesky_, ct)
-        if parts is None:
-            return super()._step(X)
-        reduce = self._reduce()
-        if reduce is not None:
-            parts = reduce(parts)
-        nk, self._means_c, self._covariances_ = _moments_from_sums(parts, self.reg_covar, ct, X.shape[1])
-        self._weights_ = nk / nk.sum()
-        self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
-        return float(parts["log_lik"]) / self._n_total
 
     def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
         data = self._data(X)
@@ -768,10 +689,95 @@ class GaussianMixture(BaseMixture):
         :param y: ignored.
         :returns: ``int64`` labels ``(n_samples,)`` (numpy for numpy input).
         """
+        self.__dict__.pop("_online", None)  # a fit starts over and ends a partial_fit stream
         try:
             return super().fit_predict(X, y)
         finally:
             self._cache = None
+
+    # ------------------------------------------------------------------ #
+    # Streaming: stepwise (online) EM
+    # ------------------------------------------------------------------ #
+    def partial_fit(self, X, y=None) -> GaussianMixture:
+        r"""
+        One step of stepwise (online) EM on a chunk of data (scikit-learn's ``partial_fit`` convention), for data
+        seen once or in passes of chunks that do not fit in memory together.
+
+        The model keeps running averages :math:`\bar s` of the per-point sufficient statistics of the M-step
+        (responsibilities, weighted first and second moments).  Each chunk's E-step under the current parameters
+        gives its averages :math:`\hat s_t`, then :math:`\bar s \leftarrow (1 - \eta_t) \bar s + \eta_t \hat s_t`
+        with :math:`\eta_t = (t + 2)^{-0.6}` (:math:`\eta_1 = 1`), and the M-step maps :math:`\bar s` to the
+        parameters (Cappé & Moulines, 2009; Liang & Klein, 2009).  The first call starts the stream: the chunk's
+        mean is the shift, and ``init_params`` (or the ``*_init``) on the first chunk the start.  ``n_iter_``
+        counts the calls and ``lower_bound_`` is the mean log-likelihood of the last chunk before its update.
+        :meth:`fit` starts over.  The stream's running averages live in memory only (:meth:`save` keeps the
+        fitted parameters; a loaded model's ``partial_fit`` starts a new stream).
+
+        :param X: a chunk ``(n_samples, n_features)`` (tensor or array; at least ``n_components`` rows in the
+            first chunk).
+        :param y: ignored.
+        :returns: ``self``.
+
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.concatenate([rng.normal(0, 1, (2000, 2)), rng.normal(6, 1, (2000, 2))])[rng.permutation(4000)]
+        >>> gm = GaussianMixture(2, random_state=0)
+        >>> for chunk in np.array_split(X, 8):
+        ...     gm = gm.partial_fit(chunk)
+        >>> gm.n_iter_, bool(np.allclose(np.sort(gm.means_[:, 0]), [0.0, 6.0], atol=0.1))
+        (8, True)
+        """
+        snapshot = {k: (v.clone() if isinstance(v, Tensor) else dict(v) if isinstance(v, dict) else v)
+                    for k, v in self.__dict__.items()}
+        try:
+            self._partial_fit(X)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(snapshot)
+            raise
+        finally:
+            self._cache = None
+        return self
+
+    def _partial_fit(self, X) -> None:
+        self._check_base_parameters()
+        if self.distributed:
+            raise ValueError("partial_fit is not available with distributed fitting; use distributed=False")
+        online = self.__dict__.get("_online")
+        X_in = X
+        if online is None or not self._is_fitted():
+            X = self._validate_data(X, reset=True)
+            self._device, self._dtype = X.device, X.dtype
+            self._check_parameters(X)
+            self._prepare_fit(X)
+            self._initialize_parameters(X, torch_generator(self.random_state))
+            online = {"step": 0, "stats": None}
+            self.lower_bounds_, self.n_iter_ = [], 0
+            self._torch_io = isinstance(X_in, Tensor)
+        else:
+            X = self._validate_data(X, reset=False)
+        ct = self.covariance_type
+        data = _prepare(X, ct, self._shift)
+        weighted = _log_prob(data, self._means_c, self._precisions_cholesky_, ct).add_(self._weights_.log())
+        log_prob_norm = torch.logsumexp(weighted, dim=1)
+        parts = _moment_sums(data, weighted.sub_(log_prob_norm.unsqueeze(1)).exp_(), ct)
+        n = X.shape[0]
+        step = online["step"] + 1
+        eta = 1.0 if online["stats"] is None else (step + _STEP_OFFSET) ** -_STEP_DECAY
+        stats = {k: v / n if online["stats"] is None else (1 - eta) * online["stats"][k] + (eta / n) * v
+                 for k, v in parts.items()}
+        nk, means_c, cov = _moments_from_sums(stats, self.reg_covar, ct, X.shape[1])
+        bound = float(log_prob_norm.mean())
+        if not math.isfinite(bound):
+            raise FloatingPointError(f"partial_fit: the log-likelihood became {bound}; try float64")
+        self._precisions_cholesky_ = precision_cholesky_from_covariances(cov, ct)
+        self._weights_, self._means_c, self._covariances_ = nk / nk.sum(), means_c, cov
+        self._online = {"step": step, "stats": stats}
+        self.lower_bound_ = bound
+        self.lower_bounds_ = [*self.lower_bounds_, bound]
+        self.n_iter_ = int(self.n_iter_) + 1
+        self.converged_ = False
+        self._fitted = True
 
     def _estimate_weighted_log_prob(self, X: Tensor) -> Tensor:
         return self._estimate_log_prob(X).add_(self._weights_.log())
