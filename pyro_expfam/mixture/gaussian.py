@@ -195,6 +195,74 @@ def _full_second_moments(data: _Data, resp: Tensor) -> Tensor:
     return _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
 
 
+def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_type: str) -> dict[str, Tensor] | None:
+    """
+    One fused E-step and M-step pass over in-memory prepared data, block by block: the ``(K, B)`` weighted
+    log-densities by one GEMM of the block's statistics against all components, an in-place log-sum-exp over
+    the components (contiguous rows), the responsibilities, and their weighted sums by a second GEMM on the
+    same block while it is in cache; nothing of size ``N x K`` (or ``N x K x D``) is allocated.  Returns the
+    sums of :func:`_moment_sums` and ``log_lik`` (the sum of the log-likelihoods), or ``None`` where the
+    expanded quadratic form would lose accuracy (``full``/``tied`` in float32: the caller keeps the two-step
+    path with whitened residuals).
+    """
+    Xc = data.Xc
+    N, D = Xc.shape
+    K = means.shape[0]
+    if covariance_type in ("full", "tied") and Xc.dtype != torch.float64:
+        return None
+    log_det = _log_det_cholesky(U, covariance_type, D)
+    const = log_det - 0.5 * D * math.log(2 * math.pi) + weights.log()
+    if covariance_type in ("full", "tied"):
+        P = U @ U.mT
+        Pm = (P @ means.unsqueeze(-1)).squeeze(-1) if covariance_type == "full" else means @ P
+        const = const - 0.5 * (means * Pm).sum(1)
+        if covariance_type == "full":
+            iu = torch.triu_indices(D, D, device=Xc.device)
+            dual = P[:, iu[0], iu[1]] * torch.where(iu[0] == iu[1], 1.0, 2.0).to(P.dtype)
+            Wt = torch.cat([Pm, -0.5 * dual], 1)  # against [x; triu(x x^T)]
+            blocks = _packed_blocks(data)
+        else:
+            Wt = Pm  # against x; the shared -x^T P x / 2 is added per point
+            B = max(256, min(N, _BLOCK_BYTES // (max(D, K) * Xc.element_size())))
+            blocks = ((s, Xc[s : s + B].T) for s in range(0, N, B))
+    else:
+        P = U.square()
+        if covariance_type == "diag":
+            const = const - 0.5 * (means.square() * P).sum(1)
+            Wt = torch.cat([means * P, -0.5 * P], 1)  # against [x, x^2]
+        else:
+            const = const - 0.5 * P * means.square().sum(1)
+            Wt = torch.cat([means * P.unsqueeze(1), -0.5 * P.unsqueeze(1)], 1)  # against [x, ||x||^2]
+        F = data.stats.shape[1]
+        B = max(256, min(N, _BLOCK_BYTES // (max(F, K) * Xc.element_size())))
+        blocks = ((s, data.stats[s : s + B].T) for s in range(0, N, B))
+    const = const.unsqueeze(1)
+    acc = Xc.new_zeros(Wt.shape[1], K)  # the weighted sums, transposed: (statistics, K)
+    nk = Xc.new_zeros(K)
+    total = Xc.new_zeros(())
+    buf = None
+    for _, TT in blocks:
+        rows = TT.shape[1]
+        buf = Xc.new_empty(K, rows) if buf is None else buf
+        L = buf[:, :rows]
+        torch.addmm(const, Wt, TT, out=L)
+        if covariance_type == "tied":
+            L.sub_(0.5 * (U.mT @ TT).square_().sum(0))
+        top = L.amax(0)
+        L.sub_(top).exp_()
+        norm = L.sum(0)
+        total += top.sum() + norm.log().sum()
+        L.mul_(norm.reciprocal_())
+        nk += L.sum(1)
+        acc.addmm_(TT, L.T)
+    parts = {"nk": nk, "sums": (acc[:D] if covariance_type == "full" else acc).T.contiguous(), "log_lik": total}
+    if covariance_type == "full":
+        parts["second"] = _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
+    elif covariance_type == "tied":
+        parts["second"] = data.gram if data.gram is not None else Xc.T @ Xc
+    return parts
+
+
 def _chunk_rows(X: Tensor, width: int) -> int:
     """Rows per chunk so that an ``(rows, width)`` temporary stays in cache (CPU: 2^16 elements, measured best)."""
     budget = 2**26 if X.device.type == "cuda" else 2**16
@@ -651,7 +719,7 @@ class GaussianMixture(BaseMixture):
 
     def _step(self, X) -> float:
         if not isinstance(X, ChunkStream):
-            return super()._step(X)
+            return self._in_memory_step(X)
         # data given as chunks: one pass accumulating the log-likelihood and the M-step's sums (summed over the
         # ranks too in a distributed fit), then the M-step
         ct, log_w, total = self.covariance_type, self._weights_.log(), None
@@ -669,6 +737,20 @@ class GaussianMixture(BaseMixture):
         self._weights_ = nk / nk.sum()
         self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
         return float(total["log_lik"]) / self._n_total
+
+    def _in_memory_step(self, X: Tensor) -> float:
+        """One EM iteration on in-memory data: the fused pass of :func:`_em_pass` where it applies."""
+        ct = self.covariance_type
+        parts = _em_pass(self._data(X), self._weights_, self._means_c, self._precisions_cholesky_, ct)
+        if parts is None:
+            return super()._step(X)
+        reduce = self._reduce()
+        if reduce is not None:
+            parts = reduce(parts)
+        nk, self._means_c, self._covariances_ = _moments_from_sums(parts, self.reg_covar, ct, X.shape[1])
+        self._weights_ = nk / nk.sum()
+        self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
+        return float(parts["log_lik"]) / self._n_total
 
     def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
         data = self._data(X)
