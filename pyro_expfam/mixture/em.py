@@ -39,6 +39,7 @@ from ..families.generic import family_support as _family_support
 from ..families.generic import non_negative_support as _non_negative
 from ..families.generic import prototype_from_class as _prototype_from_class  # noqa: F401 (old private name)
 from ..families.generic import resolve_family as _resolve_family
+from ..parallel import INIT_SAMPLE, communicator, save_on_rank0
 from ..util import check_float_resolution
 from .base import BaseMixture
 
@@ -143,6 +144,13 @@ class ExpFamMixture(BaseMixture):
     :param device: device to fit on (default: the data's).
     :param dtype: floating dtype to fit in (default: the data's floating dtype,
         else ``torch.get_default_dtype()``).
+    :param distributed: data-parallel EM on :mod:`torch.distributed` (:mod:`pyro_expfam.parallel`): ``False``
+        (default), ``True`` (the default process group) or a ``ProcessGroup``.  ``fit(X)`` is called on every
+        rank with its shard; each M-step all-reduces the counts and weighted sums of ``t(x)`` (``O(K dim t)``
+        numbers, independent of the number of points) and each bound the shards' log-likelihood sums, so every
+        rank ends with the same model.  The shift, pooled statistics and their range are those of all the
+        shards; the start runs on a sample gathered from all ranks (at most 10,000 points) and rank 0's
+        initial components are broadcast.  Only rank 0 writes in :meth:`save`.  Prediction is local.
 
     Fitted attributes and predictions are numpy arrays when ``X`` was a numpy
     array, tensors when it was a tensor (``components_`` is always a torch
@@ -183,6 +191,7 @@ class ExpFamMixture(BaseMixture):
         verbose: bool | int = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        distributed=False,
     ) -> None:
         super().__init__(
             n_components,
@@ -198,6 +207,7 @@ class ExpFamMixture(BaseMixture):
         )
         self.family = family
         self.reg = reg
+        self.distributed = distributed
         self.pseudo_count = pseudo_count
 
     def __sklearn_tags__(self):
@@ -305,22 +315,54 @@ class ExpFamMixture(BaseMixture):
             self._cache = None
 
     def _check_parameters(self, X: Tensor) -> None:
+        # local checks only (a distributed fit's ranks agree on them); the data's moments: _prepare_fit
+        self._comm = communicator(self.distributed)
+
+    # ----- distributed fits: the data's moments over all the shards (each a no-op reduction otherwise) ----- #
+    def _global_mean(self, t: Tensor) -> Tensor:
+        comm = self._comm
+        if not comm.is_distributed:
+            return t.mean(0)
+        return (comm.all_reduce([t.to(torch.float64).sum(0)])[0] / self._n_total).to(t.dtype)
+
+    def _global_range(self, t: Tensor) -> tuple[Tensor, Tensor]:
+        lo, hi = t.amin(0), t.amax(0)
+        return self._comm.all_reduce([lo], op="min")[0], self._comm.all_reduce([hi], op="max")[0]
+
+    def _global_std(self, X: Tensor) -> Tensor:
+        if not self._comm.is_distributed:
+            return X.std(0, correction=0)
+        mean = self._global_mean(X.to(torch.float64))
+        return (self._global_mean((X.to(torch.float64) - mean).square())).sqrt().to(X.dtype)
+
+    def _weighted_sums(self, X: Tensor, stats: list[Tensor], resp: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``(sum_n r_nk, [R^T t_j])``, summed over the ranks in a distributed fit's M-step on its shard."""
+        nk, sums = resp.sum(0), [resp.T @ t for t in stats]
+        comm, cache = self.__dict__.get("_comm"), self.__dict__.get("_cache")
+        if comm is not None and comm.is_distributed and cache is not None and cache[0] is X:
+            nk, *sums = comm.all_reduce([nk, *sums])
+        return nk, sums
+
+    def _prepare_fit(self, X: Tensor) -> None:
+        comm = self._comm
+        comm.check_equal((tuple(X.shape[1:]), str(X.dtype)), "the shards' sample shape and dtype")
+        self._n_total = comm.sum_int(X.shape[0], X.device)
         # location families are fitted in coordinates centred at the training data's mean (a warm start
         # keeps the fitted shift); every method that takes data subtracts the same shift
         warm = bool(self.warm_start) and self._is_fitted()
         if self._family_cls.__name__ in _LOCATION_FAMILIES:
             check_float_resolution(X, "X")
             if not warm:
-                self._shift = X.mean(0)
+                self._shift = self._global_mean(X)
         elif not warm:
             self._shift = None
         # called by the base class once, on the validated training data: cache t(x) for the whole fit
         self._cache = (X, self._compute_stats(X))
         stats = self._cache[1][0]
-        self._pooled = [t.mean(0) for t in stats]
+        self._pooled = [self._global_mean(t) for t in stats]
         self._pseudo = self._resolve_pseudo_count()
         # the coordinatewise range of t(x): every weighted average lies in it (up to rounding, clamped away)
-        self._stat_range = [(t.amin(0), t.amax(0)) for t in stats]
+        self._stat_range = [self._global_range(t) for t in stats]
         self._check_degenerate(X)
 
     def _resolve_pseudo_count(self) -> float:
@@ -340,8 +382,8 @@ class ExpFamMixture(BaseMixture):
         name = cls.__name__
         if not self._proto.support.is_discrete and len(cls._natural_param_event_dims) > 1:
             # a location-dispersion family: a constant coordinate collapses every component's dispersion
-            spread = X.std(0, correction=0)
-            const = spread <= 8 * torch.finfo(X.dtype).eps * X.abs().amax(0)
+            spread = self._global_std(X)
+            const = spread <= 8 * torch.finfo(X.dtype).eps * self._comm.all_reduce([X.abs().amax(0)], op="max")[0]
             if bool(const.any()):
                 idx = const.nonzero().flatten().tolist()[:5]
                 raise ValueError(
@@ -365,6 +407,15 @@ class ExpFamMixture(BaseMixture):
         return seeding.standardized_features(stats, self._family_cls._natural_param_event_dims)
 
     def _initialize_parameters(self, X: Tensor, generator: torch.Generator) -> None:
+        comm = self._comm
+        if comm.is_distributed and self._cache[0] is X:
+            # the start on a sample gathered from all ranks (this method on the sample), rank 0's broadcast
+            per_rank = min(X.shape[0], math.ceil(INIT_SAMPLE / comm.world_size))
+            idx = torch.randperm(X.shape[0], generator=generator)[:per_rank].to(X.device)
+            self._initialize_parameters(comm.all_gather_rows(X[idx]), generator)
+            self._weights_, *eta = comm.broadcast([self._weights_, *self._natural_params])
+            self._natural_params = tuple(eta)
+            return
         if self.init_params in ("random", "random_from_data"):
             resp = seeding.initial_responsibilities(X, int(self.n_components), self.init_params, generator)
             self._m_step_resp(X, resp)
@@ -384,13 +435,14 @@ class ExpFamMixture(BaseMixture):
 
     def _m_step_resp(self, X: Tensor, resp: Tensor, reg: float | None = None) -> None:
         stats, _ = self._stats(X)
-        nk = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps
+        nk, sums = self._weighted_sums(X, stats, resp)
+        nk, sums = nk + 10 * torch.finfo(resp.dtype).eps, iter(sums)
         c = (self.reg if reg is None else reg) * (nk + 1) + self._pseudo
         K = self.n_components
         means = []
         ranks = self._family_cls._natural_param_event_dims
         for t, g, (lo, hi), r in zip(stats, self._pooled, self._stat_range, ranks, strict=True):
-            m = (resp.T @ t + c[:, None] * g) / (nk + c)[:, None]
+            m = (next(sums) + c[:, None] * g) / (nk + c)[:, None]
             # a weighted average of t(x) lies in the range of t(x) (a binary feature's mean in [0, 1]); the GEMM
             # and the division can round a few ulps beyond it, which from_mean_parameters would refuse
             m = torch.minimum(torch.maximum(m, lo), hi)
@@ -526,7 +578,7 @@ class ExpFamMixture(BaseMixture):
         family = self.family
         self.family = _resolve_family(family)[0].__name__
         try:
-            super().save(path)
+            save_on_rank0(self, path, super().save)
         finally:
             self.family = family
 
