@@ -376,3 +376,31 @@ def test_nccl_cavi_equals_gloo(tmp_path):
     single.set_params(distributed=False, warm_start=True, max_iter=MORE).fit(_data())
     for out in res:
         assert _rel(out["cavi"]["phi"], single._phi) < 1e-8
+
+
+@pytest.mark.cuda
+@pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
+@pytest.mark.skipif(not torch.cuda.is_available() or not dist.is_nccl_available(),
+                    reason="needs a CUDA device and NCCL")
+def test_nccl_single_rank_group_equals_the_single_process_fit(tmp_path):
+    # a 1-rank NCCL group in this process: every collective runs on the GPU (the agreement on the input, the
+    # gathered start sample, the broadcast, the statistics); from the same start (one distributed iteration,
+    # saved) the distributed continuation equals distributed=False on the same device to 1e-8
+    if dist.is_initialized():
+        pytest.skip("a process group is already initialised in this process")
+    torch.cuda.set_device(0)
+    dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1,
+                            timeout=datetime.timedelta(seconds=60))
+    try:
+        X = _data().cuda()
+        for cls, kw in ((DirichletProcessMixture, dict(n_components=K)), (GaussianMixture, dict(n_components=K_TRUE)),
+                        (ExpFamMixture, dict(family="MultivariateNormal", n_components=K_TRUE))):
+            path = str(tmp_path / f"{cls.__name__}.pt")
+            a = cls(random_state=0, max_iter=1, tol=0.0, distributed=True, **kw).fit(X)
+            a.save(path)
+            a.set_params(warm_start=True, max_iter=5).fit(X)
+            assert a._comm.bytes_sent > 0
+            b = cls.load(path, map_location="cuda").set_params(distributed=False, warm_start=True, max_iter=5).fit(X)
+            assert _rel(torch.tensor(a.lower_bounds_), torch.tensor(b.lower_bounds_)) < 1e-8, cls.__name__
+    finally:
+        dist.destroy_process_group()
