@@ -725,10 +725,13 @@ class GaussianMixture(BaseMixture):
         ct, log_w, total = self.covariance_type, self._weights_.log(), None
         for chunk in X:
             data = _prepare(chunk, ct, self._fit_shift)
-            weighted = _log_prob(data, self._means_c, self._precisions_cholesky_, ct).add_(log_w)
-            log_prob_norm = torch.logsumexp(weighted, dim=1)
-            parts = _moment_sums(data, weighted.sub_(log_prob_norm.unsqueeze(1)).exp_(), ct)
-            parts["log_lik"] = log_prob_norm.sum()
+            # the fused pass of the in-memory fit on each chunk where it applies (float64, or diag/spherical)
+            parts = _em_pass(data, self._weights_, self._means_c, self._precisions_cholesky_, ct)
+            if parts is None:
+                weighted = _log_prob(data, self._means_c, self._precisions_cholesky_, ct).add_(log_w)
+                log_prob_norm = torch.logsumexp(weighted, dim=1)
+                parts = _moment_sums(data, weighted.sub_(log_prob_norm.unsqueeze(1)).exp_(), ct)
+                parts["log_lik"] = log_prob_norm.sum()
             total = parts if total is None else {k: total[k] + v for k, v in parts.items()}
         reduce = self._reduce()
         if reduce is not None:
