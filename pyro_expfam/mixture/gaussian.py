@@ -189,10 +189,10 @@ def _full_second_moments(data: _Data, resp: Tensor) -> Tensor:
     """``sum_n r_nk x_n x_n^T`` for every component, ``(K * D, D)``, by one GEMM per block of packed statistics."""
     D = data.Xc.shape[1]
     K = resp.shape[1]
-    acc = resp.new_zeros(_packed_width(D), K)
+    acc = resp.new_zeros(K, _packed_width(D))
     for start, TT in _packed_blocks(data):
-        acc.addmm_(TT, resp[start : start + TT.shape[1]])
-    return _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
+        acc.addmm_(resp[start : start + TT.shape[1]].T, TT.T)
+    return _unpack_symmetric(acc[:, D:], D).reshape(K * D, D)
 
 
 def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_type: str) -> dict[str, Tensor] | None:
@@ -237,7 +237,7 @@ def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_
         B = max(256, min(N, _BLOCK_BYTES // (max(F, K) * Xc.element_size())))
         blocks = ((s, data.stats[s : s + B].T) for s in range(0, N, B))
     const = const.unsqueeze(1)
-    acc = Xc.new_zeros(Wt.shape[1], K)  # the weighted sums, transposed: (statistics, K)
+    acc = Xc.new_zeros(K, Wt.shape[1])  # the weighted sums (K, statistics)
     nk = Xc.new_zeros(K)
     total = Xc.new_zeros(())
     buf = None
@@ -254,10 +254,10 @@ def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_
         total += top.sum() + norm.log().sum()
         L.mul_(norm.reciprocal_())
         nk += L.sum(1)
-        acc.addmm_(TT, L.T)
-    parts = {"nk": nk, "sums": (acc[:D] if covariance_type == "full" else acc).T.contiguous(), "log_lik": total}
+        acc.addmm_(L, TT.T)  # (K, B) @ (B, S): ~1.5x faster than (S, B) @ (B, K) into (S, K) here
+    parts = {"nk": nk, "sums": (acc[:, :D] if covariance_type == "full" else acc).contiguous(), "log_lik": total}
     if covariance_type == "full":
-        parts["second"] = _unpack_symmetric(acc[D:].T, D).reshape(K * D, D)
+        parts["second"] = _unpack_symmetric(acc[:, D:], D).reshape(K * D, D)
     elif covariance_type == "tied":
         parts["second"] = data.gram if data.gram is not None else Xc.T @ Xc
     return parts
