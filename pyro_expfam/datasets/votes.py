@@ -20,13 +20,17 @@ _POSITIONS = ("yea", "yea_nay")
 
 
 class HouseVotes(NamedTuple):
-    """The data of :func:`load_house_votes`."""
+    """
+    The data of :func:`load_house_votes` (a named tuple).
 
-    #: ``(435, D)`` float64 array of 0/1
+    :ivar numpy.ndarray X: ``(435, D)`` float64 array of 0/1.
+    :ivar list feature_names: the ``D`` column names.
+    :ivar numpy.ndarray party: ``(435,)`` array of ``"democrat"`` / ``"republican"`` (not used by unsupervised
+        models).
+    """
+
     X: np.ndarray
-    #: the ``D`` column names
     feature_names: list[str]
-    #: ``(435,)`` array of ``"democrat"`` / ``"republican"`` (not used by unsupervised models)
     party: np.ndarray
 
 
