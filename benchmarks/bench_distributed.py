@@ -13,7 +13,7 @@ collectives per iteration their number (``n_collectives``).  Each rank uses one 
 cores where the single process uses 1.
 
 The all-reduce cost is measured on 2 gloo processes (loopback) for payloads of 8 B to 8 MB (median of 20) and
-fitted as ``t = a + b x bytes``; for a ring all-reduce over P processes
+modelled as ``t = a + b x bytes`` (through the smallest and largest payloads); for a ring all-reduce over P processes
 ``t_allreduce(bytes, P) = 2 (P - 1) alpha + 2 (P - 1) / P x bytes / B``, so at P = 2 ``alpha = a / 2`` and
 ``B = 1 / b``.  The projection to P nodes is ``t(P) = t_compute(N / P) + c x t_allreduce(bytes / c, P)``
 with ``t_compute`` linear in the points per node (measured single-process rate), ``c`` the collectives per
@@ -120,12 +120,14 @@ def _spawn(world: int, args) -> dict:
 
 
 def _fit_alpha_beta(times: list[dict]) -> dict:
-    """Least squares ``t = a + b x bytes`` over the measured sizes; ring at P = 2: alpha = a / 2, B = 1 / b."""
-    x = torch.tensor([t["bytes"] for t in times], dtype=torch.float64)
-    y = torch.tensor([t["seconds_median"] for t in times], dtype=torch.float64)
-    A = torch.stack([torch.ones_like(x), x], 1)
-    a, b = torch.linalg.lstsq(A, y.unsqueeze(1)).solution.flatten().tolist()
-    return {"alpha_s": max(a, 1e-7) / 2, "bandwidth_Bps": 1 / max(b, 1e-15)}
+    """
+    ``t = a + b x bytes`` through the smallest and the largest payload (the middle sizes only check the line:
+    on a loaded machine one of them can be an outlier that a least-squares fit would follow); ring at P = 2:
+    alpha = a / 2, B = 1 / b.
+    """
+    lo, hi = times[0], times[-1]
+    b = (hi["seconds_median"] - lo["seconds_median"]) / (hi["bytes"] - lo["bytes"])
+    return {"alpha_s": lo["seconds_median"] / 2, "bandwidth_Bps": 1 / max(b, 1e-15)}
 
 
 def _t_allreduce(nbytes: float, p: int, net: dict) -> float:
