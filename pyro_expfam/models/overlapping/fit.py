@@ -54,6 +54,7 @@ from ...util import ConvergenceWarning, check_float_resolution
 from . import families as _families
 from . import priors as _priors
 from .checks import _check_int, _check_real, _data_ndim, _refuse_renamed, _RefuseRenamed
+from .gaussian import is_gaussian
 from .generic import make_cluster_family
 from .model import OverlappingMixtureModel
 from .persistence import _family_from_spec, get_state, plain_hyperparameters, set_state
@@ -71,14 +72,20 @@ INIT_STRATEGIES: dict[str, Callable[[OverlappingMixtureModel, Tensor, torch.Gene
     "auto": lambda model, X, generator: model.init_params(X, generator),
     # MAP-EM from data-driven starts (NMF / k-means), the IBP's number of clusters by held-out likelihood
     "em": em_init,
-    # the default: "em" for Bernoulli clusters (where its quality was measured), "auto" for every other family
+    # the default: "em" for Bernoulli clusters and for Gaussian clusters with the finite prior (where its quality
+    # was measured, benchmarks/README.md), "auto" for every other family
     "default": lambda model, X, generator: _default_strategy(model)(model, X, generator),
 }
 
 
 def _default_strategy(model: OverlappingMixtureModel) -> Callable:
-    """What ``init_params="default"`` runs: MAP-EM (``"em"``) for Bernoulli clusters, the family's own otherwise."""
-    return em_init if isinstance(model.family, _families.BernoulliClusters) else INIT_STRATEGIES["auto"]
+    """What ``init_params="default"`` runs: ``"em"`` for Bernoulli clusters and Gaussian clusters with the finite
+    prior, the family's own (``"auto"``) otherwise."""
+    if isinstance(model.family, _families.BernoulliClusters):
+        return em_init
+    if is_gaussian(model) and not isinstance(model.prior, _priors.IBPPrior):
+        return em_init
+    return INIT_STRATEGIES["auto"]
 
 
 _GAUSSIAN_FAMILIES = (_families.NormalClusters, _families.MultivariateNormalClusters)
@@ -166,17 +173,22 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         ``patience`` steps; ``tol=0`` runs all ``max_iter`` steps.
     :param int patience: see ``tol``.
     :param int n_init: number of initialisations; the one with the best
-        final ELBO is kept.  Gaussian clusters in particular need several.
+        final ELBO is kept (the ``"em"`` start already compares several
+        starts inside one initialisation).
     :param init_params: initial guide parameters: a name registered in
         :data:`INIT_STRATEGIES` or a callable ``fn(model, X, generator) -> params``.
-        ``"default"`` (the default): ``"em"`` for Bernoulli clusters and
-        ``"auto"`` for every other family (MAP-EM for Gaussian clusters is slow
-        and was not measured better); ``"auto"`` (the default before
-        ``"default"`` existed): the family's initialisation, k-means++ seeds or
-        small random logits; ``"em"``: a MAP fit by EM from data-driven starts
-        (NMF for binary, k-means for real data, two starts kept by the MAP
-        objective; for the IBP prior the number of clusters chosen by held-out
-        likelihood), :func:`~pyro_expfam.models.overlapping.select.em_init`;
+        ``"default"`` (the default): ``"em"`` for Bernoulli clusters and for
+        Gaussian clusters with the finite prior, ``"auto"`` for every other
+        family and for Gaussian clusters with the IBP prior; ``"auto"`` (the
+        default before ``"default"`` existed): the family's initialisation,
+        k-means++ seeds or small random logits; ``"em"``: a MAP fit by EM from
+        data-driven starts (NMF for binary data, two starts kept by the MAP
+        objective; for Gaussian clusters with the finite prior, 16 k-means
+        starts of a natural-parameter EM screened together, the best refined
+        and chosen by the model's MAP objective,
+        :func:`~pyro_expfam.models.overlapping.gaussian.gaussian_init`; for
+        the IBP prior the number of clusters chosen by held-out likelihood),
+        :func:`~pyro_expfam.models.overlapping.select.em_init`;
         the SVI fit then starts at that optimum, except for the IBP prior,
         where SVI would revive the clusters left inactive and is not run
         (one loss evaluation, ``n_iter_ == 1``; ``warm_start=True`` continues
@@ -216,8 +228,9 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         takes precedence.
     :param str structure: ``"auto"`` (the default) or ``"overlapping"``.
         ``"auto"``: when the initialisation is MAP-EM (``init_params="em"``,
-        or ``"default"`` on Bernoulli clusters), the prior is ``"finite"`` and
-        there are at least 10 points,
+        or ``"default"`` on Bernoulli clusters), the family is not Gaussian
+        (there the choice is not measured and its generic EM is slow), the
+        prior is ``"finite"`` and there are at least 10 points,
         the overlapping model and its one-cluster-per-point counterpart
         (:func:`~pyro_expfam.models.overlapping.select.single_membership_model`:
         sets of size at most one, fixed background) are both fitted on 80% of
@@ -428,7 +441,9 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         self.structure_ = "overlapping"
         em_iter = max(1, min(200, int(self.max_iter)))  # max_iter caps the EM iterations too (EM's default: 200)
         ibp = isinstance(model.prior, _priors.IBPPrior)
-        if self.structure == "auto" and strategy is em_init and not ibp and X.shape[0] >= 10:
+        # Gaussian clusters: the structure choice refits by the generic EM (0.2 s per iteration); not measured there
+        gaussian = is_gaussian(model)
+        if self.structure == "auto" and strategy is em_init and not ibp and not gaussian and X.shape[0] >= 10:
             choice = select_structure(model, X, max_iter=em_iter, generator=generator)
             model, self.n_grow_iter_, self.structure_ = choice.model, 0, choice.structure
             model.setup(X)

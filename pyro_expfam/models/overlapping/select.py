@@ -293,14 +293,19 @@ def em_init(model, X: Tensor, generator: torch.Generator, max_iter: int = 200) -
     """
     ``init_params`` strategy of :class:`~pyro_expfam.models.overlapping.fit.OverlappingMixture`
     (``init_params="em"``): the MAP fit by EM from data-driven starts (:func:`fit_map`, two starts kept by the
-    objective); for the IBP prior, the number of clusters is inferred first (:func:`select_num_clusters`).
+    objective); for the IBP prior, the number of clusters is inferred first (:func:`select_num_clusters`);
+    for Gaussian clusters with the finite prior, the natural-parameter EM from 16 k-means starts screened
+    together (:func:`~pyro_expfam.models.overlapping.gaussian.gaussian_init`).
     The SVI that follows starts at this optimum.
 
     :param int max_iter: EM iterations per fit.
     :returns: guide parameters of ``model``.
     """
+    from .gaussian import gaussian_init, is_gaussian
     from .priors import IBPPrior
 
     if isinstance(model.prior, IBPPrior) and model.num_clusters > 1:
         return select_num_clusters(model, X, max_iter=max_iter, generator=generator).params
+    if is_gaussian(model):
+        return gaussian_init(model, X, generator, max_iter=max_iter)
     return fit_map(model, X, n_init=2, max_iter=max_iter, generator=generator).params
