@@ -17,6 +17,7 @@ import datetime
 import os
 import socket
 import time
+import warnings
 
 import pytest
 import torch
@@ -110,6 +111,13 @@ def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
             ef.set_params(max_iter=MORE, warm_start=True).fit(part)
             out["expfam"][family] = {k: v.cpu() for k, v in ef._get_state().items()}
             out["expfam"][family]["bounds"] = torch.tensor(ef.lower_bounds_)
+        # shards given as chunks, default starts (reservoir sample of each rank's chunks, gathered)
+        chunks = list(shard.split(100))
+        out["em_chunks_default"] = GaussianMixture(K_TRUE, random_state=0, distributed=True).fit(chunks).lower_bound_
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # merge moves skipped over chunks; not converged in 1 iteration
+            cav = DirichletProcessMixture(K, random_state=0, max_iter=1, merge=False, distributed=True).fit(chunks)
+        out["cavi_chunks_phi0"] = cav._phi0.cpu()
         out["em_default"] = GaussianMixture(K_TRUE, random_state=0, distributed=True).fit(shard).lower_bound_
         # a default distributed fit (k-means start on a gathered sample), to the end
         full = DirichletProcessMixture(K, random_state=0, distributed=True).fit(shard)
@@ -237,9 +245,12 @@ def test_cavi_distributed_equals_single_process(gloo_results):
     assert _rel(no_merge._phi, ref["phi"]) > 1e-3
     # both ranks hold the same model
     assert torch.equal(res[0]["cavi"]["phi"], res[1]["cavi"]["phi"])
-    # the data-dependent prior is that of the concatenated data (global moments)
+    # the data-dependent prior is that of the concatenated data (global moments; over chunks, from each rank's
+    # first-pass moments combined by the parallel-axis theorem)
     fresh = _dpmm(max_iter=1).fit(X)
     assert _rel(res[0]["cavi"]["phi0"], fresh._phi0) < 1e-10
+    for out in res:
+        assert _rel(out["cavi_chunks_phi0"], fresh._phi0) < 1e-10
 
 
 @pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
@@ -254,10 +265,12 @@ def test_em_distributed_equals_single_process(gloo_results):
         for out in res:
             for key, value in ref.items():
                 assert _rel(out["em"][ct][key], value) < 1e-8, (ct, key)
-    # the default start (k-means on the gathered sample) finds the same optimum on well separated blobs
+    # the default start (k-means on the gathered sample; over chunks, on the gathered reservoir samples) finds
+    # the same optimum on well separated blobs
     single = GaussianMixture(K_TRUE, random_state=0).fit(X)
     for out in res:
         assert abs(out["em_default"] - single.lower_bound_) < 1e-6
+        assert abs(out["em_chunks_default"] - single.lower_bound_) < 1e-6
 
 
 @pytest.mark.filterwarnings("ignore::pyro_expfam.util.ConvergenceWarning")
