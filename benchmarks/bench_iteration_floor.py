@@ -26,10 +26,18 @@ The machine is shared (2 cores, several engineers running jobs): every time is t
 wall times are recorded alongside.  Cache and memory-bandwidth contention from the other jobs still inflate
 both, so read the ratios measured in the same run (ours / scikit-learn, ours / plain GEMM, ours / floor).
 
+``--snvi`` instead measures stochastic natural-gradient VI against CAVI (issue 13 item 3) at ``N = 10^5``,
+``D = 10``, 5 planted blobs, truncation 20, full covariance: CAVI's whole default fit (its time and bound
+per point, the optimum) and, for a grid of minibatch sizes and step-size schedules
+``rho_t = (t + tau)^(-kappa)``, the CPU time ``DirichletProcessMixture(method="snvi")`` takes (its
+k-means start and every epoch, each epoch's full-data bound included, as its ``fit`` pays them) until its
+bound per point is within 0.01 nats of CAVI's, at most ``--snvi-epochs`` epochs.
+
 Usage::
 
     python benchmarks/bench_iteration_floor.py           # writes benchmarks/results/iteration_floor.json
     python benchmarks/bench_iteration_floor.py --quick   # N = 10^4, a smoke test (writes nothing)
+    python benchmarks/bench_iteration_floor.py --snvi    # writes benchmarks/results/snvi_schedule.json
 """
 
 from __future__ import annotations
@@ -150,18 +158,69 @@ def kmeans_cell(X: np.ndarray, repeats: int, max_iter: int = 10, tol: float = 1e
             "max_iter": max_iter, "tol": tol}
 
 
+SNVI_GRID = [(1024, 1.0, 0.6), (4096, 1.0, 0.6), (16384, 1.0, 0.6), (16384, 1.0, 0.9), (32768, 1.0, 0.9),
+             (32768, 1.0, 1.0), (16384, 4.0, 0.9), (65536, 1.0, 1.0)]
+
+
+def snvi_cells(n: int, max_epochs: int, grid=SNVI_GRID) -> dict:
+    from pyro_expfam.datasets.blobs import make_blobs
+
+    X, _ = make_blobs(n, D, 5, random_state=0, dtype=torch.float64)
+    c0 = time.thread_time()
+    cavi = DirichletProcessMixture(K, covariance_type="full", random_state=0).fit(X)
+    t_cavi = time.thread_time() - c0
+    target = float(cavi.elbo(X))
+    out = {"N": n, "D": D, "K": K, "cavi_fit_s": t_cavi, "cavi_n_iter": int(cavi.n_iter_), "cavi_elbo": target,
+           "tolerance": 0.01, "runs": []}
+    print(f"CAVI fit {t_cavi:.2f} s CPU, {cavi.n_iter_} iterations, ELBO/point {target:.4f}", flush=True)
+    for bs, tau, kappa in grid:
+        est = DirichletProcessMixture(K, covariance_type="full", method="snvi", batch_size=bs,
+                                      learning_rate_offset=tau, learning_rate_decay=kappa, max_iter=1, tol=0.0,
+                                      random_state=0)
+        c0 = time.thread_time()
+        est.fit(X)  # the k-means start and the first epoch (with its full-data bound)
+        elapsed = time.thread_time() - c0
+        trace = [(elapsed, est.lower_bound_)]
+        while trace[-1][1] < target - 0.01 and len(trace) < max_epochs:
+            c0 = time.thread_time()
+            bound = est._step(X)  # one more epoch, as fit runs it
+            elapsed += time.thread_time() - c0
+            trace.append((elapsed, bound))
+        reached = trace[-1][1] >= target - 0.01
+        run = {"batch_size": bs, "tau": tau, "kappa": kappa, "reached": bool(reached), "epochs": len(trace),
+               "seconds": elapsed, "gap_nats": target - trace[-1][1], "over_cavi_fit": elapsed / t_cavi,
+               "trace": trace}
+        out["runs"].append(run)
+        print(f"  snvi batch {bs:>6} tau {tau:>4} kappa {kappa:.2f}: {'reached' if reached else 'NOT reached'} "
+              f"after {len(trace)} epoch(s), {elapsed:.2f} s CPU ({elapsed / t_cavi:.2f}x CAVI's fit), "
+              f"gap {target - trace[-1][1]:.4f} nats/point", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sklearn-repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--snvi", action="store_true", help="the SNVI schedule experiment instead")
+    parser.add_argument("--snvi-epochs", type=int, default=10)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "iteration_floor.json"))
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeats, args.sklearn_repeats = [10_000], 1, 1
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
+    if args.snvi:
+        result = snvi_cells(10_000 if args.quick else 100_000, args.snvi_epochs)
+        result.update({"note": "shared 2-core machine: per-thread CPU times", "threads": 1, "dtype": "float64",
+                       "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+        if not args.quick:
+            path = os.path.join(os.path.dirname(args.out), "snvi_schedule.json")
+            with open(path, "w") as f:
+                json.dump(result, f, indent=1)
+            print("wrote", path)
+        return
     rows, km = [], []
     with threadpool_limits(1):
         peak = gemm_peak(args.repeats)
