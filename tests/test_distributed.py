@@ -111,6 +111,10 @@ def _worker(rank: int, port: int, tmp: str, backend: str) -> None:
             ef.set_params(max_iter=MORE, warm_start=True).fit(part)
             out["expfam"][family] = {k: v.cpu() for k, v in ef._get_state().items()}
             out["expfam"][family]["bounds"] = torch.tensor(ef.lower_bounds_)
+        # ExpFamMixture's default start on the gathered sample
+        part = _counts()[:SPLIT] if rank == 0 else _counts()[SPLIT:]
+        out["expfam_default"] = ExpFamMixture("Poisson", K_TRUE, tol=1e-10, max_iter=500, random_state=0,
+                                              distributed=True).fit(part.to(device)).lower_bound_
         # shards given as chunks, default starts (reservoir sample of each rank's chunks, gathered)
         chunks = list(shard.split(100))
         out["em_chunks_default"] = GaussianMixture(K_TRUE, random_state=0, distributed=True).fit(chunks).lower_bound_
@@ -293,6 +297,16 @@ def test_expfam_distributed_equals_single_process(gloo_results):
         # the single-process fit from that start is not the start itself (EM moved), so the check can fail
         start = ExpFamMixture.load(os.path.join(tmp, f"expfam_{family}.pt"))
         assert _rel(start._natural_params[0], ref["eta0"]) > 1e-6, family
+
+
+def test_expfam_distributed_default_initialisation(gloo_results):
+    # the start on the gathered sample (all 700 points here, in another order, so other k-means++ seeds) and
+    # the single process's start on the data reach the same optimum of the three planted Poisson clusters; both
+    # run to a change below 1e-10, tolerance 1e-6 nats/point
+    _, res = gloo_results
+    single = ExpFamMixture("Poisson", K_TRUE, tol=1e-10, max_iter=500, random_state=0).fit(_counts())
+    for out in res:
+        assert abs(out["expfam_default"] - single.lower_bound_) < 1e-6
 
 
 def test_cavi_distributed_default_initialisation(gloo_results):
