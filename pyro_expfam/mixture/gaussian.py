@@ -129,6 +129,14 @@ def _weighted_sums(A: Tensor, resp: Tensor, block: int = 1024) -> Tensor:
 
 #: bytes of one ``(S, B)`` block of packed statistics (with its ``(K, B)`` products it stays in cache)
 _BLOCK_BYTES = 1 << 20
+#: on a GPU larger blocks (fewer kernel launches per pass)
+_GPU_BLOCK_BYTES = 1 << 26
+
+
+def _block_rows(X: Tensor, width: int) -> int:
+    """Points per block of a ``(width, B)`` statistics block (and its ``(K, B)`` products)."""
+    budget = _BLOCK_BYTES if X.device.type == "cpu" else _GPU_BLOCK_BYTES
+    return max(256, min(X.shape[0], budget // (max(width, 1) * X.element_size())))
 #: the packed statistics of a full-covariance fit are kept when they take at most this many bytes
 _PACKED_CACHE_BYTES = 1 << 29
 
@@ -158,7 +166,7 @@ def _packed_blocks(data: _Data):
     Xc = data.Xc
     N, D = Xc.shape
     S = _packed_width(D)
-    B = max(256, min(N, _BLOCK_BYTES // (S * Xc.element_size())))
+    B = _block_rows(Xc, S)
     cache = data.cache if data.cache is not None else {}
     blocks = cache.get("packed")
     if blocks is None and N * S * Xc.element_size() <= _PACKED_CACHE_BYTES:
@@ -223,7 +231,7 @@ def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_
             blocks = _packed_blocks(data)
         else:
             Wt = Pm  # against x; the shared -x^T P x / 2 is added per point
-            B = max(256, min(N, _BLOCK_BYTES // (max(D, K) * Xc.element_size())))
+            B = _block_rows(Xc, max(D, K))
             blocks = ((s, Xc[s : s + B].T) for s in range(0, N, B))
     else:
         P = U.square()
@@ -234,7 +242,7 @@ def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_
             const = const - 0.5 * P * means.square().sum(1)
             Wt = torch.cat([means * P.unsqueeze(1), -0.5 * P.unsqueeze(1)], 1)  # against [x, ||x||^2]
         F = data.stats.shape[1]
-        B = max(256, min(N, _BLOCK_BYTES // (max(F, K) * Xc.element_size())))
+        B = _block_rows(Xc, max(F, K))
         blocks = ((s, data.stats[s : s + B].T) for s in range(0, N, B))
     const = const.unsqueeze(1)
     acc = Xc.new_zeros(K, Wt.shape[1])  # the weighted sums (K, statistics)

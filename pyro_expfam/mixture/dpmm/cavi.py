@@ -90,6 +90,8 @@ __all__ = [
 #: bytes of one block of statistics ``(S, B)`` (and of the ``(K, B)`` responsibilities computed from it): small
 #: enough that both GEMMs of a pass find the block in cache (measured best on CPU: ~2x faster than ``(B, S)`` rows)
 _BLOCK_BYTES = 1 << 20
+#: on a GPU larger blocks (fewer kernel launches per pass)
+_GPU_BLOCK_BYTES = 1 << 26
 
 
 class SufficientStatistics:
@@ -109,13 +111,15 @@ class SufficientStatistics:
     :param Tensor X: data ``(N, D)``.
     :param device: device of the computation (default ``X.device``).
     :param int max_bytes: cache budget.
-    :param int chunk_bytes: size of a chunk of statistics.
+    :param int chunk_bytes: size of a chunk of statistics (default 1 MB on CPU, 64 MB on other devices).
     """
 
     def __init__(self, emission: ConjugateEmission, X: Tensor, device=None,
-                 max_bytes: int = 2**29, chunk_bytes: int = _BLOCK_BYTES) -> None:
+                 max_bytes: int = 2**29, chunk_bytes: int | None = None) -> None:
         self.emission, self.X = emission, X
         self.device = torch.device(device) if device is not None else X.device
+        if chunk_bytes is None:
+            chunk_bytes = _BLOCK_BYTES if self.device.type == "cpu" else _GPU_BLOCK_BYTES
         self.n = X.shape[0]
         S = emission.n_stats
         row_bytes = S * X.element_size()
