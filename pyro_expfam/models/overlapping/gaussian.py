@@ -332,7 +332,7 @@ def gaussian_map_start(
     X: Tensor,
     generator: torch.Generator,
     n_starts: int = 16,
-    n_keep: int = 3,
+    n_keep: int = 4,
     screen_iter: int = 15,
     max_iter: int = 200,
     tol: float = 1e-5,
@@ -362,18 +362,53 @@ def gaussian_map_start(
         kept = gaussian_map_em(search, kept, max_iter=max_iter, tol=tol)
         kept = GaussianStart(kept.precision, kept.h, kept.pi)
     kept = gaussian_map_em(prob, kept, max_iter=max_iter, tol=tol)
-    best, best_objective = None, -math.inf
+    repaired = _repair(prob, kept, generator)
+    if repaired is not None:
+        kept = _concat([kept, gaussian_map_em(prob, repaired, max_iter=max_iter, tol=tol)])
+    candidates = []
     for i in range(len(kept.pi)):
         if not math.isfinite(float(kept.objective[i])):
             continue
         st = _canonical(kept[i])
         # the candidates are compared by the model's own MAP objective (its exact priors on its own sites)
-        objective = map_objective(model, X, model_params(model, X, st))
-        if best is None or objective > best_objective:
-            best, best_objective = st, objective
-    if best is None:
+        candidates.append((not _degenerate(st.pi).any(), map_objective(model, X, model_params(model, X, st)), st))
+    if not candidates:
         raise FloatingPointError("gaussian_map_start: every start diverged (degenerate data?)")
-    return best
+    # a cluster always on (pi ~ 1) duplicates the learned background, one never on (pi ~ 0) is unused: either way
+    # the fit has K - 1 clusters; the best fit using all K is preferred when there is one
+    return max(candidates, key=lambda c: (c[0], c[1]))[2]
+
+
+#: membership probabilities outside [PI_DEGENERATE, 1 - PI_DEGENERATE] mark a cluster as unused or always on
+PI_DEGENERATE = 0.03
+
+
+def _degenerate(pi: Tensor) -> Tensor:
+    return (pi < PI_DEGENERATE) | (pi > 1 - PI_DEGENERATE)
+
+
+def _repair(prob: _Problem, batch: GaussianStart, generator: torch.Generator) -> GaussianStart | None:
+    """
+    For every state with unused or always-on clusters: fold an always-on cluster into a learned background,
+    then restart each such cluster at a k-means++ draw among the points (precision ``init_precision`` times
+    the data's), ``pi = 0.3``.  ``None`` when no state needs it.
+    """
+    out = []
+    for i in range(len(batch.pi)):
+        bad = _degenerate(batch.pi[i])
+        if not bool(bad.any()) or not math.isfinite(float(batch.objective[i])):
+            continue
+        prec, h, pi = batch.precision[i].clone(), batch.h[i].clone(), batch.pi[i].clone()
+        seeds = prob.X[_seeds(prob.X, int(bad.sum()), generator)]
+        for j, x in zip(torch.nonzero(bad).flatten().tolist(), seeds, strict=True):
+            if pi[j] > 0.5 and prob.learn_bg:
+                prec[0] += prec[j + 1]
+                h[0] += h[j + 1]
+            prec[j + 1] = prob.init_precision * torch.linalg.inv(prob.cov)
+            h[j + 1] = prec[j + 1] @ x
+            pi[j] = 0.3
+        out.append(GaussianStart(prec, h, pi))
+    return GaussianStart.stack(out) if out else None
 
 
 def map_objective(model, X: Tensor, params: dict[str, Tensor]) -> float:
