@@ -7,7 +7,8 @@ The blocked fast paths of the per-iteration work against simple per-component re
   blocks, one GEMM for all components, in-place log-sum-exp) against the textbook expected log-likelihood of
   each Gaussian component (Bishop 10.64-10.65 and its diagonal/spherical/tied analogues) computed one
   component at a time, for one block and for several blocks with a partial last one, cached or not;
-- the merge moves' entropy changes against ``xlogy`` on the whole responsibility matrix;
+- the merge moves' entropy changes against ``xlogy`` on the whole responsibility matrix, and their decisions
+  against the plain loop over candidate pairs;
 - the fused EM pass of :class:`~pyro_expfam.mixture.GaussianMixture` (every covariance type) against one EM
   iteration written with ``torch.distributions.MultivariateNormal`` and per-component weighted covariances.
 """
@@ -29,7 +30,7 @@ from pyro_expfam.mixture.dpmm import (
     stick_kl,
     stick_posterior,
 )
-from pyro_expfam.mixture.dpmm.cavi import _EntropyChanges
+from pyro_expfam.mixture.dpmm.cavi import _EntropyChanges, _stick_collapsed, merge_and_sort
 
 TOL = 1e-10
 COVS = ("full", "tied", "diag", "spherical")
@@ -232,3 +233,65 @@ def test_em_float32_full_tied_keep_two_step_path(cov):
     with pytest.warns(Warning):
         m32 = GaussianMixture(3, **kw).fit(X.float()).means_
     assert torch.allclose(m32.double().sort(0).values, m64.sort(0).values, atol=1e-3)
+
+
+def _reference_merge(em, phi0, phi, counts, r, alpha, prior_type):
+    """The merge moves one candidate pair at a time (the stick terms and ``xlogy`` entropies recomputed per pair)."""
+    K = phi.shape[0]
+    phi, counts = phi.clone(), counts.clone()
+    occupied = counts > 1e-3
+    pairs = [(i, j) for i in range(K) for j in range(i + 1, K) if occupied[i] and occupied[j]]
+    ii, jj = torch.tensor([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+    gain_z = em.merge_log_partition_gain(phi, phi0, ii, jj)
+    used, evaluations, n_merges = set(), 0, 0
+    stick_now = float(_stick_collapsed(counts, alpha, prior_type))
+    for p in torch.argsort(gain_z, descending=True).tolist():
+        i, j = pairs[p]
+        if evaluations >= 2 * K:
+            break
+        if i in used or j in used:
+            continue
+        new_counts = counts.clone()
+        new_counts[i] += new_counts[j]
+        new_counts[j] = 0
+        stick_new = float(_stick_collapsed(new_counts, alpha, prior_type))
+        pre = float(gain_z[p]) + stick_new - stick_now
+        if pre <= 0:
+            continue
+        evaluations += 1
+        ri, rj = r[:, i], r[:, j]
+        dh = float((torch.xlogy(ri, ri) + torch.xlogy(rj, rj) - torch.xlogy(ri + rj, ri + rj)).sum())
+        if pre + dh > 1e-9 * (abs(stick_now) + 1.0):
+            phi[i] = phi[i] + phi[j] - phi0
+            phi[j] = phi0
+            counts, stick_now = new_counts, stick_new
+            used.update((i, j))
+            n_merges += 1
+    return phi, counts, n_merges
+
+
+@pytest.mark.parametrize("cov", ["full", "tied", "diag"])
+@pytest.mark.parametrize("prior_type", ["dirichlet_process", "dirichlet_distribution"])
+def test_merge_moves_match_one_pair_at_a_time(cov, prior_type):
+    """Vectorised candidate stick terms and cached column entropies take the same merges as the plain loop."""
+    X = _data(700, 3, seed=8)
+    K = 7
+    em = make_emission("gaussian", cov)
+    phi0 = em.setup(X)
+    # a start that splits each of the 3 clusters between components: merges are on offer
+    labels = (torch.arange(700) % 3) * 2 + (torch.arange(700) // 3) % 2
+    R0 = torch.nn.functional.one_hot(labels, K).double() * 0.9 + 0.1 / K
+    T, _ = em.sufficient_statistics(X)
+    phi = em.update(phi0, R0.T @ T, R0.sum(0))
+    sticks = stick_posterior(R0.sum(0), 1.0, prior_type)
+    res = cavi_pass(em, SufficientStatistics(em, X, chunk_bytes=1), phi0, phi, sticks, 1.0, keep_resp=True)
+    phi1 = em.update(phi0, res.stats, res.counts)
+    r = torch.cat(list(res.resp))
+    ref_phi, ref_counts, ref_n = _reference_merge(em, phi0, phi1, res.counts, r, 1.0, prior_type)
+    new_phi, new_counts, n = merge_and_sort(em, phi0, phi1, res.counts, res.resp, 1.0, prior_type=prior_type)
+    assert n == ref_n and n >= 1
+    perm = torch.argsort(ref_counts, descending=True, stable=True)
+    if prior_type == "dirichlet_process" and float(_stick_collapsed(ref_counts[perm], 1.0)) > float(
+            _stick_collapsed(ref_counts, 1.0)):
+        ref_phi, ref_counts = ref_phi[perm], ref_counts[perm]
+    assert torch.equal(new_counts, ref_counts) and torch.equal(new_phi, ref_phi)

@@ -261,10 +261,11 @@ def stick_kl(sticks: Tensor, alpha: float) -> Tensor:
 
 
 def _stick_collapsed(counts: Tensor, alpha: float, prior_type: str = "dirichlet_process") -> Tensor:
-    """Stick part of the bound after the optimal stick update (up to a constant)."""
+    """Stick part of the bound after the optimal stick update (up to a constant), for each row of ``(..., K)``."""
     if prior_type == "dirichlet_distribution":
-        return torch.lgamma(alpha + counts).sum() - torch.lgamma(alpha * counts.numel() + counts.sum())
-    return _log_beta(1 + counts[:-1], alpha + _tail(counts)).sum()
+        return torch.lgamma(alpha + counts).sum(-1) - torch.lgamma(alpha * counts.shape[-1] + counts.sum(-1))
+    tail = counts.flip(-1).cumsum(-1).flip(-1)[..., 1:]
+    return _log_beta(1 + counts[..., :-1], alpha + tail).sum(-1)
 
 
 # ---------------------------------------------------------------------- #
@@ -460,15 +461,23 @@ def merge_and_sort(
         evaluations = 0
         entropy = _EntropyChanges(resps)
         stick_now = float(_stick_collapsed(counts, alpha, prior_type))
-        for g, i, j in zip(gain_z, ii, jj, strict=True):
+        rows, ii_t, jj_t = torch.arange(len(ii), device=phi.device), torch.tensor(ii), torch.tensor(jj)
+        ii_t, jj_t = ii_t.to(phi.device), jj_t.to(phi.device)
+
+        def merged_counts(counts: Tensor) -> tuple[Tensor, list[float]]:
+            # every candidate's counts after its merge and their stick terms, at once (recomputed after a merge)
+            new = counts.expand(len(ii), K).clone()
+            new[rows, ii_t] += counts[jj_t]
+            new[rows, jj_t] = 0
+            return new, _stick_collapsed(new, alpha, prior_type).tolist()
+
+        all_new, all_stick = merged_counts(counts)
+        for p, (g, i, j) in enumerate(zip(gain_z, ii, jj, strict=True)):
             if evaluations >= max_evaluations:
                 break
             if i in used or j in used:
                 continue
-            new_counts = counts.clone()
-            new_counts[i] += new_counts[j]
-            new_counts[j] = 0
-            stick_new = float(_stick_collapsed(new_counts, alpha, prior_type))
+            new_counts, stick_new = all_new[p], all_stick[p]
             pre = g + stick_new - stick_now
             if pre <= 0:
                 continue
@@ -480,10 +489,11 @@ def merge_and_sort(
             if gain > 1e-9 * (abs(stick_now) + 1.0):
                 phi[i] = phi[i] + phi[j] - phi0
                 phi[j] = phi0
-                counts = new_counts
+                counts = new_counts.clone()
                 stick_now = stick_new
                 used.update((i, j))
                 n_merges += 1
+                all_new, all_stick = merged_counts(counts)
     # reorder the sticks by decreasing size if that raises the bound (Z and H do not depend on the order)
     perm = torch.argsort(counts, descending=True, stable=True)
     if prior_type == "dirichlet_process" and float(_stick_collapsed(counts[perm], alpha)) > float(
