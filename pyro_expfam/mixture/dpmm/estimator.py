@@ -20,10 +20,10 @@ from pyro.infer import SVI, TraceEnum_ELBO
 from sklearn.utils.metaestimators import available_if
 from torch import Tensor
 
+from ...families.seeding import initial_responsibilities
 from ...parallel import INIT_SAMPLE, check_distributed, communicator, save_on_rank0
 from ...util import torch_generator
 from ..base import BaseMixture, FittedTensor
-from ..init import initial_responsibilities
 from ..streaming import ChunkStream, StreamStatistics
 from .cavi import (
     PRIOR_TYPES,
