@@ -54,15 +54,7 @@ from torch import Tensor
 from .em import log_prior, set_summaries
 from .families import MultivariateNormalClusters, NormalClusters, _seeds
 
-__all__ = [
-    "GaussianStart",
-    "gaussian_init",
-    "gaussian_map_em",
-    "gaussian_map_start",
-    "is_gaussian",
-    "map_objective",
-    "model_params",
-]
+__all__ = ["GaussianStart", "gaussian_init", "gaussian_map_start", "model_params"]
 
 
 def is_gaussian(model) -> bool:
@@ -82,6 +74,11 @@ class GaussianStart:
     :ivar Tensor pi: membership probabilities ``(K,)``.
     :ivar Tensor objective: the objective (log-likelihood + log prior) at the state (a scalar per start).
     :ivar int n_iter: EM iterations run.
+
+    >>> st = GaussianStart(torch.eye(2).expand(3, 2, 2), torch.zeros(3, 2), torch.full((2,), 0.5))
+    >>> batch = GaussianStart.stack([st, st])
+    >>> batch.precision.shape, batch[1].pi.shape
+    (torch.Size([2, 3, 2, 2]), torch.Size([2]))
     """
 
     precision: Tensor
@@ -349,6 +346,17 @@ def gaussian_map_start(
     :param X: the (centred) data ``(N, D)``.
     :param torch.Generator generator: draws the k-means++ seeds.
     :returns: :class:`GaussianStart` (unbatched), clusters by decreasing ``pi``.
+
+    >>> from pyro_expfam.datasets.overlapping import make_overlapping_gaussians
+    >>> from pyro_expfam.models.overlapping import OverlappingMixtureModel, membership_accuracy
+    >>> data = make_overlapping_gaussians(num_points=200, num_clusters=3, dim=2, seed=0, dtype=torch.float64)
+    >>> X = data.X - data.X.mean(0)
+    >>> model = OverlappingMixtureModel("normal", 3, background="learned")
+    >>> X = model.setup(X)
+    >>> st = gaussian_map_start(model, X, torch.Generator().manual_seed(0))
+    >>> model.params_ = model_params(model, X, st)   # the model's own sites
+    >>> bool(membership_accuracy(data.Z, model.map_sets(X)) > 0.95)
+    True
     """
     prob = _Problem(model, X)
     # full covariance: the search runs on diagonal clusters (fewer local optima), the kept ones are refined in full
@@ -444,7 +452,13 @@ def model_params(model, X: Tensor, st: GaussianStart, generator: torch.Generator
     """
     The guide parameters of ``model`` (its own sites) for the state ``st``:
     log precisions and means (diagonal), Bartlett factors and means (full),
-    membership probabilities, and the background when the model learns it.
+    membership probabilities, and the background when the model learns it
+    (example: :func:`gaussian_map_start`).
+
+    :param model: the set-up model ``st`` was fitted for.
+    :param X: its (centred) data, for the dtype, device and the remaining sites' initial values.
+    :param GaussianStart st: an unbatched state.
+    :param torch.Generator generator: for the remaining sites' initial values.
     """
     params = model.init_params(X, generator)
     fam = model.family
@@ -470,6 +484,14 @@ def gaussian_init(model, X: Tensor, generator: torch.Generator, max_iter: int = 
 
     :param int max_iter: caps the EM iterations of each screening and each refinement.
     :returns: guide parameters of ``model``.
+
+    >>> from pyro_expfam.datasets.overlapping import make_overlapping_gaussians
+    >>> from pyro_expfam.models.overlapping import OverlappingMixtureModel
+    >>> data = make_overlapping_gaussians(num_points=100, num_clusters=2, dim=2, seed=0, dtype=torch.float64)
+    >>> model = OverlappingMixtureModel("normal_full", 2, background="learned")
+    >>> X = model.setup(data.X - data.X.mean(0))
+    >>> sorted(gaussian_init(model, X, torch.Generator().manual_seed(0)))[:3]
+    ['background_bartlett_log_chi2.loc', 'background_bartlett_offdiag.loc', 'background_loc.loc']
     """
     if not is_gaussian(model):
         raise ValueError(
