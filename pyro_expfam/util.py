@@ -30,6 +30,7 @@ __all__ = [
     "atomic_save",
     "check_device",
     "check_float_resolution",
+    "clone_nested",
     "check_torch_dtype",
     "progress_bar",
     "safe_load",
@@ -300,6 +301,28 @@ def check_float_resolution(X: Tensor, name: str = "X", min_ulps: float = 64.0) -
 # ---------------------------------------------------------------------- #
 # crash-safe checkpoint files
 # ---------------------------------------------------------------------- #
+def clone_nested(obj: Any) -> Any:
+    """
+    Deep copy of nested dicts/lists/tuples with every tensor detached and cloned (e.g. an optimiser's state
+    dict, whose live tensors are updated in place); other leaves are shared.
+
+    :param obj: a tensor, or a dict/list/tuple nesting them.
+
+    >>> state = {"step": 3, "exp_avg": [torch.zeros(2)]}
+    >>> copy = clone_nested(state)
+    >>> _ = state["exp_avg"][0].add_(1.0)
+    >>> copy["exp_avg"][0].tolist(), copy["step"]
+    ([0.0, 0.0], 3)
+    """
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: clone_nested(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(clone_nested(v) for v in obj)
+    return obj
+
+
 def _writer(obj: Any, f) -> None:
     """The serialiser used by :func:`atomic_save` (a separate function so tests can inject faults)."""
     torch.save(obj, f)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ...families.seeding import initial_responsibilities
 from ...parallel import INIT_SAMPLE, check_distributed, communicator, save_on_rank0
-from ...util import torch_generator
+from ...util import clone_nested, torch_generator
 from ..base import BaseMixture, FittedTensor
 from ..streaming import ChunkStream, StreamStatistics
 from .cavi import (
@@ -578,7 +578,7 @@ class DirichletProcessMixture(BaseMixture):
         unconstrained = store.get_state()["params"]
         params = {name[len(prefix):]: unconstrained[name].detach().clone() for name in model._param_names()
                   if name in unconstrained}
-        optim = {name[len(prefix):]: _clone_nested(state) for name, state in svi.optim.get_state().items()
+        optim = {name[len(prefix):]: clone_nested(state) for name, state in svi.optim.get_state().items()
                  if name.startswith(prefix)}
         self._svi_state = {"params": params, "optim": optim}
 
@@ -660,7 +660,7 @@ class DirichletProcessMixture(BaseMixture):
         state: dict[str, Any] = {"cavi_iter": int(self.__dict__.get("_cavi_iter", 0)),
                                  "snvi_step": int(self.__dict__.get("_snvi_step", 0))}
         if self.__dict__.get("_svi_state") is not None:
-            state["svi"] = _clone_nested(self._svi_state)
+            state["svi"] = clone_nested(self._svi_state)
         if "_seen" in self.__dict__:  # partial_fit's count of points seen
             state["seen"] = int(self._seen)
         return state
@@ -668,7 +668,7 @@ class DirichletProcessMixture(BaseMixture):
     def _set_resume_state(self, state: dict[str, Any]) -> None:
         self._cavi_iter = int(state.get("cavi_iter", 0))
         self._snvi_step = int(state.get("snvi_step", 0))
-        self._svi_state = _clone_nested(state["svi"]) if state.get("svi") is not None else None
+        self._svi_state = clone_nested(state["svi"]) if state.get("svi") is not None else None
         if "seen" in state:
             self._seen = int(state["seen"])
         self._drop_svi()  # rebuilt from _svi_state by the next svi epoch
@@ -706,7 +706,7 @@ class DirichletProcessMixture(BaseMixture):
             >>> est.n_iter_, int((est.weights_ > 0.05).sum()), cavi.elbo(X) - est.elbo(X) < 0.01
             (12, 3, True)
         """
-        snapshot = {k: (v.clone() if isinstance(v, Tensor) else _clone_nested(v) if isinstance(v, dict | list)
+        snapshot = {k: (v.clone() if isinstance(v, Tensor) else clone_nested(v) if isinstance(v, dict | list)
                         else v) for k, v in self.__dict__.items()}
         try:
             self._partial_fit(X)
@@ -857,15 +857,6 @@ class DirichletProcessMixture(BaseMixture):
         return model
 
 
-def _clone_nested(obj):
-    """Deep copy of nested dicts/lists/tuples with cloned tensors (optimiser state dicts)."""
-    if isinstance(obj, Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone_nested(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_clone_nested(v) for v in obj)
-    return obj
 
 
 #: scikit-learn checks that fit on generic data; with the tags above they get non-negative integers, which the

@@ -50,7 +50,7 @@ from torch import Tensor
 
 from ... import distributions as _distributions
 from ...mixture.base import BaseMixture
-from ...util import ConvergenceWarning, check_float_resolution
+from ...util import ConvergenceWarning, check_float_resolution, clone_nested
 from . import families as _families
 from . import priors as _priors
 from .checks import _check_int, _check_real, _data_ndim, _refuse_renamed, _RefuseRenamed
@@ -59,7 +59,7 @@ from .generic import make_cluster_family
 from .model import OverlappingMixtureModel
 from .persistence import _family_from_spec, get_state, plain_hyperparameters, set_state
 from .select import em_init, select_structure
-from .svi import _clone_state, _make_optimizer, _private_param_store, _SVIRun, grow_clusters
+from .svi import _make_optimizer, _private_param_store, _SVIRun, grow_clusters
 
 __all__ = ["INIT_STRATEGIES", "OverlappingMixture", "register_init_strategy"]
 
@@ -488,7 +488,7 @@ class OverlappingMixture(BaseMixture, _RefuseRenamed):
         }
 
     def _set_resume_state(self, state: dict[str, Any]) -> None:
-        self._pending_resume = _clone_state(state.get("run") or {})
+        self._pending_resume = clone_nested(state.get("run") or {})
         self.n_grow_iter_ = int(state.get("n_grow_iter", 0))
 
     def _initialize(self, X: Tensor, resp: Tensor) -> None:  # pragma: no cover - replaced by _initialize_parameters

@@ -32,7 +32,7 @@ from pyro.optim import PyroOptim
 from pyro.optim.lr_scheduler import PyroLRScheduler
 from torch import Tensor
 
-from ...util import progress_bar
+from ...util import clone_nested, progress_bar
 from .model import OverlappingMixtureModel
 
 if TYPE_CHECKING:
@@ -78,15 +78,6 @@ def _make_optimizer(optimizer) -> PyroOptim:
     )
 
 
-def _clone_state(obj):
-    """Deep copy of an optimiser state dict with every tensor cloned (the live state is updated in place)."""
-    if isinstance(obj, Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone_state(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_clone_state(v) for v in obj)
-    return obj
 
 
 @contextlib.contextmanager
@@ -214,7 +205,7 @@ class _SVIRun:
             name = self.model._param_name(key)
             leaf = store._params.get(name)
             if leaf is not None and leaf in self.optim.optim_objs:
-                optim[key] = _clone_state(_optim_state_dict(self.optim.optim_objs[leaf]))
+                optim[key] = clone_nested(_optim_state_dict(self.optim.optim_objs[leaf]))
         return {
             "optim": optim,
             "perm": None if self.perm is None else self.perm.clone(),
@@ -227,7 +218,7 @@ class _SVIRun:
     def load(self, state: dict[str, Any]) -> None:
         if not state:
             return
-        self.optim.set_state({self.model._param_name(k): _clone_state(v) for k, v in state["optim"].items()})
+        self.optim.set_state({self.model._param_name(k): clone_nested(v) for k, v in state["optim"].items()})
         self.perm, self.pos = state["perm"], int(state["pos"])
         self.steps, self.epoch_loss = int(state["steps"]), float(state["epoch_loss"])
         self.stopper.__dict__.update(state["stopper"])
