@@ -30,6 +30,7 @@ from .base import ConjugateFamily
 
 __all__ = ["COVARIANCE_TYPES", "GaussianFamily", "check_resolution"]
 
+#: The covariance structures of :class:`GaussianFamily`: scikit-learn's four, plus ``"unit"`` (identity covariance).
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical", "unit")
 
 _LOG_2PI = math.log(2 * math.pi)
