@@ -141,6 +141,16 @@ def _block_rows(X: Tensor, width: int) -> int:
 _PACKED_CACHE_BYTES = 1 << 29
 
 
+#: the packed statistics (``D + D(D+1)/2`` columns) are used up to this many features; beyond it, building them
+#: costs more than it saves (measured in benchmarks/bench_em.py: at D = 50, K = 5 the packed path made the whole
+#: fit 1.8x slower) and the full-covariance fit keeps the whitened residuals and per-row weighted products
+_PACKED_MAX_FEATURES = 24
+
+
+def _use_packed(Xc: Tensor) -> bool:
+    return Xc.shape[1] <= _PACKED_MAX_FEATURES
+
+
 def _packed_width(D: int) -> int:
     return D + D * (D + 1) // 2
 
@@ -195,8 +205,17 @@ def _unpack_symmetric(v: Tensor, D: int) -> Tensor:
 
 def _full_second_moments(data: _Data, resp: Tensor) -> Tensor:
     """``sum_n r_nk x_n x_n^T`` for every component, ``(K * D, D)``, by one GEMM per block of packed statistics."""
-    D = data.Xc.shape[1]
+    Xc = data.Xc
+    N, D = Xc.shape
     K = resp.shape[1]
+    if not _use_packed(Xc):
+        second = Xc.new_zeros(K * D, D)
+        rows = _chunk_rows(Xc, K * D)
+        for start in range(0, N, rows):
+            xs = Xc[start : start + rows]
+            weighted = (xs.unsqueeze(1) * resp[start : start + rows].unsqueeze(2)).reshape(xs.shape[0], K * D)
+            second.addmm_(weighted.T, xs)
+        return second
     acc = resp.new_zeros(K, _packed_width(D))
     for start, TT in _packed_blocks(data):
         acc.addmm_(resp[start : start + TT.shape[1]].T, TT.T)
@@ -217,6 +236,8 @@ def _em_pass(data: _Data, weights: Tensor, means: Tensor, U: Tensor, covariance_
     N, D = Xc.shape
     K = means.shape[0]
     if covariance_type in ("full", "tied") and Xc.dtype != torch.float64:
+        return None
+    if covariance_type == "full" and not _use_packed(Xc):
         return None
     log_det = _log_det_cholesky(U, covariance_type, D)
     const = log_det - 0.5 * D * math.log(2 * math.pi) + weights.log()
@@ -402,7 +423,7 @@ def _log_prob(data: _Data, means: Tensor, U: Tensor, covariance_type: str) -> Te
     N, D = Xc.shape
     K = means.shape[0]
     log_det = _log_det_cholesky(U, covariance_type, D)
-    if covariance_type == "full" and Xc.dtype == torch.float64:
+    if covariance_type == "full" and Xc.dtype == torch.float64 and _use_packed(Xc):
         # log N = c_k + <[x, triu(x x^T)], [P_k mu_k, -P_k/2 (off-diagonal doubled)]>: one GEMM per block of
         # packed statistics for all components.  The expansion of (x - mu)^T P (x - mu) cancels (relative
         # rounding ~eps times the squared whitened distance from the pooled mean): float64 only

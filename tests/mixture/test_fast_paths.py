@@ -196,9 +196,11 @@ def _reference_em_iteration(X, weights, means, precisions, cov, reg_covar):
 
 
 @pytest.mark.parametrize("cov", COVS)
-@pytest.mark.parametrize("blocks", ["one-block", "blocks", "uncached"])
+@pytest.mark.parametrize("blocks", ["one-block", "blocks", "uncached", "unpacked"])
 def test_em_iteration_matches_per_component_reference(cov, blocks, monkeypatch):
-    if blocks != "one-block":
+    if blocks == "unpacked":  # the path beyond _PACKED_MAX_FEATURES: whitened residuals, per-row weighted products
+        monkeypatch.setattr(gaussian_module, "_PACKED_MAX_FEATURES", 2)
+    elif blocks != "one-block":
         monkeypatch.setattr(gaussian_module, "_BLOCK_BYTES", 1)  # 256-point blocks: 700 = 2 x 256 + 188
     if blocks == "uncached":
         monkeypatch.setattr(gaussian_module, "_PACKED_CACHE_BYTES", 0)
