@@ -94,6 +94,12 @@ def _positive_int(name: str, value) -> int:
     return value
 
 
+def _positive_number(name: str, value) -> float:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
 def sample_membership_sets(
     num_points: int,
     num_clusters: int,
@@ -258,8 +264,7 @@ def make_overlapping_gaussians(
     if covariance not in ("diag", "full"):
         raise ValueError(f"covariance must be 'diag' or 'full', got {covariance!r}")
     for name, v in (("separation", separation), ("cluster_scale", cluster_scale)):
-        if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+        _positive_number(name, v)
     probs = torch.as_tensor(set_size_probs, dtype=torch.float64)
     if probs.numel() and float(probs[0]) != 0:
         raise ValueError("set_size_probs[0] must be 0: a Gaussian point needs at least one cluster")
@@ -281,11 +286,8 @@ def make_overlapping_gaussians(
     eps = torch.randn(num_points, dim, generator=g, dtype=torch.float64)
     # x = mean + L^{-T} eps has covariance (L L^T)^{-1}
     X = mean + torch.linalg.solve_triangular(chol.mT, eps.unsqueeze(-1), upper=True).squeeze(-1)
-    dtype = dtype or torch.get_default_dtype()
-    conv = {"dtype": dtype, "device": check_device(device) if device is not None else None}
-    params = {"loc": loc.to(**conv), "precision": precision.to(**conv), "kind": f"gaussian_{covariance}"}
-    params["set_size_probs"] = probs
-    return OverlappingData(X.to(**conv), Z.to(**conv), params)
+    params = {"loc": loc, "precision": precision, "kind": f"gaussian_{covariance}", "set_size_probs": probs}
+    return _finish(X, Z, params, dtype, device)
 
 
 def _flip_rate(flip) -> float:
@@ -504,8 +506,7 @@ def make_gaussian_stripes(
     _positive_int("num_points", num_points)
     _positive_int("grid", grid)
     for name, v in (("spacing", spacing), ("narrow", narrow), ("wide", wide)):
-        if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number, got {v!r}")
+        _positive_number(name, v)
     g = _generator(seed, generator)
     pos = spacing * torch.arange(grid, dtype=torch.float64)
     loc = torch.zeros(2 * grid, 2, dtype=torch.float64)
