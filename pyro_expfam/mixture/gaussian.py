@@ -298,17 +298,10 @@ def _chunk_rows(X: Tensor, width: int) -> int:
     return max(1, budget // max(width, 1))
 
 
-def _moments(data: _Data, resp: Tensor, reg_covar: float, covariance_type: str,
-             reduce=None) -> tuple[Tensor, Tensor, Tensor]:
-    """
-    M-step on prepared data; the returned means are in the centred coordinates of ``data.Xc``.  ``reduce``
-    (data-parallel fits, :meth:`pyro_expfam.parallel.Communicator.all_reduce`) sums the weighted sums over the
-    ranks before they are used (one collective of ``O(K D^2)`` numbers).
-    """
-    parts = _moment_sums(data, resp, covariance_type)
-    if reduce is not None:
-        parts = reduce(parts)
-    return _moments_from_sums(parts, reg_covar, covariance_type, data.Xc.shape[1])
+def _moments(data: _Data, resp: Tensor, reg_covar: float, covariance_type: str) -> tuple[Tensor, Tensor, Tensor]:
+    """M-step on prepared data; the returned means are in the centred coordinates of ``data.Xc``."""
+    return _moments_from_sums(_moment_sums(data, resp, covariance_type), reg_covar, covariance_type,
+                              data.Xc.shape[1])
 
 
 def _moment_sums(data: _Data, resp: Tensor, covariance_type: str) -> dict[str, Tensor]:
@@ -762,13 +755,7 @@ class GaussianMixture(BaseMixture):
                 parts = _moment_sums(data, weighted.sub_(log_prob_norm.unsqueeze(1)).exp_(), ct)
                 parts["log_lik"] = log_prob_norm.sum()
             total = parts if total is None else {k: total[k] + v for k, v in parts.items()}
-        reduce = self._reduce()
-        if reduce is not None:
-            total = reduce(total)
-        nk, self._means_c, self._covariances_ = _moments_from_sums(total, self.reg_covar, ct, X.shape[1])
-        self._weights_ = nk / nk.sum()
-        self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
-        return float(total["log_lik"]) / self._n_total
+        return float(self._m_step_from_sums(total, X.shape[1])["log_lik"]) / self._n_total
 
     def _in_memory_step(self, X: Tensor) -> float:
         """One EM iteration on in-memory data: the fused pass of :func:`_em_pass` where it applies."""
@@ -776,20 +763,23 @@ class GaussianMixture(BaseMixture):
         parts = _em_pass(self._data(X), self._weights_, self._means_c, self._precisions_cholesky_, ct)
         if parts is None:
             return super()._step(X)
+        return float(self._m_step_from_sums(parts, X.shape[1])["log_lik"]) / self._n_total
+
+    def _m_step_from_sums(self, parts: dict[str, Tensor], D: int) -> dict[str, Tensor]:
+        """
+        The M-step from the sums of :func:`_moment_sums` over this process's data, first summed over the ranks in
+        a data-parallel fit (one collective of ``O(K D^2)`` numbers); returns the sums over all the data.
+        """
         reduce = self._reduce()
         if reduce is not None:
             parts = reduce(parts)
-        nk, self._means_c, self._covariances_ = _moments_from_sums(parts, self.reg_covar, ct, X.shape[1])
-        self._weights_ = nk / nk.sum()
-        self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, ct)
-        return float(parts["log_lik"]) / self._n_total
-
-    def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
-        data = self._data(X)
-        nk, self._means_c, self._covariances_ = _moments(data, log_resp.exp(), self.reg_covar, self.covariance_type,
-                                                         reduce=self._reduce())
+        nk, self._means_c, self._covariances_ = _moments_from_sums(parts, self.reg_covar, self.covariance_type, D)
         self._weights_ = nk / nk.sum()
         self._precisions_cholesky_ = precision_cholesky_from_covariances(self._covariances_, self.covariance_type)
+        return parts
+
+    def _m_step(self, X: Tensor, log_resp: Tensor) -> None:
+        self._m_step_from_sums(_moment_sums(self._data(X), log_resp.exp(), self.covariance_type), X.shape[1])
 
     def _estimate_log_prob(self, X: Tensor) -> Tensor:
         data = self._data(X)
